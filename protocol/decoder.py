@@ -1,0 +1,550 @@
+"""Read MM7 messages from whatever real MMSCs and VASPs send.
+
+Theory of operation: first find the SOAP part (bare XML, ``multipart/related`` with or
+without ``start``, a multipart Content-Type with no boundary, no Content-Type at all),
+then the message element (inside ``Body``, inside a ``Fault``'s ``detail``, or bare), then
+map its children to fields by *local name*, whatever their namespace, order or case.
+Everything tolerated is recorded in ``leniencies`` so the gateway can count vendor
+quirks. Only what makes a message meaningless raises a ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final
+
+from lxml import etree
+
+from protocol import mime
+from protocol.addresses import (
+    Address,
+    AddressCoding,
+    AddressKind,
+    Recipients,
+    strip_plmn_suffix,
+)
+from protocol.errors import (
+    InvalidValue,
+    MalformedMIME,
+    MissingElement,
+    NotSOAP,
+    TooLarge,
+    UnknownMessageType,
+)
+from protocol.layouts import LAYOUTS
+from protocol.limits import DEFAULT_LIMITS, Limits
+from protocol.messages import (
+    MESSAGE_TYPES,
+    Attachment,
+    ContentReference,
+    ErrorRsp,
+    Extension,
+    Kind,
+    Message,
+    ReplyCharging,
+    Response,
+    SenderIdentification,
+    UACapabilities,
+    UserAgent,
+    UserAgentDateTime,
+)
+from protocol.values import read_bool, read_date, read_int
+from protocol.versions import closest_known, version_from_namespace
+from protocol.xmlparse import (
+    attribute,
+    child_elements,
+    find_child,
+    find_child_ci,
+    local_name,
+    namespace_of,
+    parse_xml,
+    text_of,
+)
+
+_ADDRESS_KINDS: Final = {kind.value: kind for kind in AddressKind}
+_ADDRESS_KINDS_CI: Final = {kind.value.lower(): kind for kind in AddressKind}
+_TYPES_CI: Final = {name.lower(): cls for name, cls in MESSAGE_TYPES.items()}
+#: Element names peers use in place of the schema's (besides case differences).
+_ELEMENT_ALIASES: Final = {"Recipients": "Recipient", "Recipient": "Recipients", "Date": "TimeStamp"}
+
+
+def decode_message(
+    body: bytes, content_type: str | None = None, *, limits: Limits = DEFAULT_LIMITS
+) -> Message:
+    if len(body) > limits.max_body_bytes:
+        raise TooLarge(
+            f"body is {len(body)} bytes, more than the {limits.max_body_bytes} allowed",
+            limit="max_body_bytes",
+            value=len(body),
+            maximum=limits.max_body_bytes,
+        )
+    leniencies: list[str] = []
+    xml, attachments = _split_soap(body, content_type, limits, leniencies)
+    root = parse_xml(xml, limits, leniencies)
+    element, fault, transaction = _locate(root, leniencies)
+    msg = _Reader(leniencies).message(element, fault, transaction, attachments)
+    _check_href(msg, leniencies)
+    return dataclasses.replace(msg, leniencies=tuple(dict.fromkeys(leniencies)))
+
+
+# -- framing ---------------------------------------------------------------------------------
+
+
+def _split_soap(
+    body: bytes, content_type: str | None, limits: Limits, leniencies: list[str]
+) -> tuple[bytes, tuple[Attachment, ...]]:
+    media, params = mime.parse_content_type(content_type)
+    head = body.lstrip()[:2]
+    if not media:
+        leniencies.append("no_content_type")
+    if media.startswith("multipart/"):
+        boundary = params.get("boundary")
+        if boundary is None:
+            if head.startswith(b"<"):
+                leniencies.append("multipart_without_boundary")
+                return body, ()
+            boundary = mime.sniff_boundary(body)
+            if boundary is None:
+                raise MalformedMIME("multipart Content-Type without boundary, and none in the body")
+            leniencies.append("boundary_sniffed")
+        return _from_multipart(body, boundary, params, limits, leniencies)
+    if head.startswith(b"<") or (head[:1] == b"\xef" and not media):
+        if media and media not in ("text/xml", "application/soap+xml", "application/xml"):
+            leniencies.append("unexpected_content_type")
+        return body, ()
+    boundary = mime.sniff_boundary(body)
+    if boundary is not None:
+        if media:
+            leniencies.append("multipart_body_under_non_multipart_type")
+        leniencies.append("boundary_sniffed")
+        return _from_multipart(body, boundary, params, limits, leniencies)
+    raise MalformedMIME("body is neither XML nor a MIME multipart")
+
+
+def _from_multipart(
+    body: bytes,
+    boundary: str,
+    params: dict[str, str],
+    limits: Limits,
+    leniencies: list[str],
+) -> tuple[bytes, tuple[Attachment, ...]]:
+    parts = mime.split_multipart(body, boundary, limits, leniencies)
+    if not parts:
+        raise MalformedMIME("multipart body holds no parts")
+    root_index = 0
+    start = params.get("start")
+    if start is None:
+        leniencies.append("missing_start")
+    else:
+        wanted = mime.normalise_cid(start)
+        for index, part in enumerate(parts):
+            if part.content_id == wanted:
+                root_index = index
+                break
+        else:
+            leniencies.append("start_not_found")
+    soap = parts[root_index]
+    if not soap.body.lstrip().startswith(b"<"):
+        raise MalformedMIME("the SOAP part of the multipart body is not XML")
+    others = [p for i, p in enumerate(parts) if i != root_index]
+    return soap.body, tuple(_attachment(p, leniencies) for p in others)
+
+
+def _attachment(part: mime.Part, leniencies: list[str]) -> Attachment:
+    raw_id = part.headers.get("content-id")
+    if raw_id is not None and not raw_id.strip().startswith("<"):
+        leniencies.append("content_id_without_brackets")
+    content_type = part.content_type
+    if not content_type:
+        leniencies.append("part_without_content_type")
+        content_type = "application/octet-stream"
+    if part.children:
+        return Attachment(
+            content_type=mime.strip_boundary_param(content_type),
+            content_id=part.content_id,
+            content_location=part.headers.get("content-location"),
+            parts=tuple(_attachment(child, leniencies) for child in part.children),
+        )
+    return Attachment(
+        content_type=content_type,
+        data=part.body,
+        content_id=part.content_id,
+        content_location=part.headers.get("content-location"),
+    )
+
+
+# -- locating the message element --------------------------------------------------------------
+
+
+def _locate(
+    root: etree._Element, leniencies: list[str]
+) -> tuple[etree._Element, etree._Element | None, etree._Element | None]:
+    """Return (message element, Fault element or None, TransactionID element or None)."""
+    if local_name(root) != "Envelope":
+        if local_name(root) in MESSAGE_TYPES:
+            leniencies.append("no_envelope")
+            return root, None, None
+        raise NotSOAP(f"expected a SOAP Envelope, found <{local_name(root)}>")
+    header = find_child(root, "Header")
+    transaction = None
+    if header is not None:
+        transaction = next(
+            (e for e in header.iter() if isinstance(e.tag, str) and local_name(e) == "TransactionID"),
+            None,
+        )
+    body = find_child(root, "Body")
+    if body is None:
+        raise NotSOAP("SOAP Envelope has no Body")
+    children = child_elements(body)
+    if not children:
+        raise NotSOAP("SOAP Body is empty")
+    first = children[0]
+    if local_name(first) == "Fault":
+        detail = find_child_ci(first, "detail")
+        inner = child_elements(detail) if detail is not None else []
+        for candidate in inner:
+            if local_name(candidate) in MESSAGE_TYPES:
+                return candidate, first, transaction
+        raise UnknownMessageType(
+            "SOAP Fault without an MM7 error response in its detail: "
+            + (text_of(find_child_ci(first, "faultstring")) or "no faultstring")
+        )
+    return first, None, transaction
+
+
+# -- reading fields ------------------------------------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, leniencies: list[str]) -> None:
+        self.leniencies = leniencies
+
+    def note(self, kind: str) -> None:
+        self.leniencies.append(kind)
+
+    def message(
+        self,
+        element: etree._Element,
+        fault: etree._Element | None,
+        transaction: etree._Element | None,
+        attachments: tuple[Attachment, ...],
+    ) -> Message:
+        name = local_name(element)
+        cls = MESSAGE_TYPES.get(name)
+        if cls is None:
+            cls = _TYPES_CI.get(name.lower())
+            if cls is None:
+                raise UnknownMessageType(f"<{name}> is not an MM7 message")
+            self.note("element_name_case")
+        version = self._version(element, transaction)
+        values: dict[str, Any] = {"version": version, "attachments": attachments}
+        if transaction is None:
+            self.note("missing_transaction_id")
+        else:
+            tid = text_of(transaction) or ""
+            if tid != (transaction.text or ""):
+                self.note("transaction_id_whitespace")
+            values["transaction_id"] = tid
+        if fault is not None and issubclass(cls, ErrorRsp):
+            values["fault_code"] = text_of(find_child_ci(fault, "faultcode"))
+            values["fault_string"] = text_of(find_child_ci(fault, "faultstring"))
+        elif fault is None and issubclass(cls, ErrorRsp):
+            self.note("error_without_fault")
+        seen, extensions = self._children(element, cls, values)
+        self._check_layout(cls, version, seen)
+        if issubclass(cls, Response) and "status_code" not in values:
+            raise MissingElement(f"{name} has no Status/StatusCode")
+        values["extensions"] = tuple(extensions)
+        return cls(**values)
+
+    def _version(self, element: etree._Element, transaction: etree._Element | None) -> str | None:
+        namespace = namespace_of(element)
+        if namespace is None:
+            for child in child_elements(element):
+                namespace = namespace_of(child)
+                if namespace:
+                    break
+        if namespace is None and transaction is not None:
+            namespace = namespace_of(transaction)
+            if namespace:
+                self.note("namespace_from_header")
+        if namespace is None:
+            self.note("no_namespace")
+            return None
+        version, exact = version_from_namespace(namespace)
+        if not exact:
+            self.note("unknown_namespace")
+        if any(namespace_of(c) is None for c in child_elements(element)) and namespace_of(element):
+            self.note("unqualified_children")
+        return version
+
+    def _children(
+        self, element: etree._Element, cls: type[Message], values: dict[str, Any]
+    ) -> tuple[list[str], list[Extension]]:
+        table = cls.ELEMENTS
+        lowered = {name.lower(): name for name in table}
+        seen: list[str] = []
+        extensions: list[Extension] = []
+        for child in child_elements(element):
+            name = local_name(child)
+            if name not in table:
+                canonical = lowered.get(name.lower()) or _ELEMENT_ALIASES.get(name)
+                if canonical is None or canonical not in table:
+                    extensions.append(self._extension(child))
+                    continue
+                self.note("element_name_case" if name.lower() == canonical.lower() else "element_alias")
+                name = canonical
+            attr, kind = table[name]
+            if attr in values and kind is not Kind.STATUS:
+                self.note("duplicate_element")
+                continue
+            seen.append(name)
+            self._read(child, name, attr, kind, values)
+        if extensions:
+            self.note("extension_element")
+        return seen, extensions
+
+    def _extension(self, child: etree._Element) -> Extension:
+        return Extension(
+            name=local_name(child),
+            namespace=namespace_of(child),
+            text=text_of(child),
+            xml=etree.tostring(child),
+        )
+
+    def _check_layout(self, cls: type[Message], version: str | None, seen: list[str]) -> None:
+        layout = LAYOUTS[closest_known(version)].get(cls.TAG) or LAYOUTS["REL-6-MM7-1-4"][cls.TAG]
+        order = {name: i for i, (name, _) in enumerate(layout)}
+        positions = [order[name] for name in seen if name in order]
+        if positions != sorted(positions):
+            self.note("element_order")
+        if any(name not in order for name in seen):
+            self.note("element_not_in_version")
+        present = set(seen)
+        for name, required in layout:
+            if required and name not in present and name != "MM7Version":
+                # Aliased names (Date/TimeStamp) count as present.
+                attr = cls.ELEMENTS[name][0]
+                if not any(cls.ELEMENTS[s][0] == attr for s in present):
+                    self.note("missing_mandatory")
+                    break
+        if "MM7Version" not in present:
+            self.note("missing_mandatory")
+
+    # -- value readers --------------------------------------------------------------
+    def _read(
+        self, child: etree._Element, name: str, attr: str, kind: Kind, values: dict[str, Any]
+    ) -> None:
+        if kind is Kind.STATUS:
+            self._status(child, values)
+            return
+        value: Any
+        if kind in (Kind.TEXT, Kind.VERSION):
+            value = text_of(child)
+        elif kind is Kind.BOOL:
+            value = read_bool(text_of(child) or "", self.leniencies)
+        elif kind is Kind.INT:
+            value = read_int(text_of(child) or "", self.leniencies)
+        elif kind is Kind.DATE:
+            value = read_date(text_of(child) or "", self.leniencies)
+        elif kind in (Kind.ADDRESS, Kind.SENDER_ADDRESS):
+            value = self._address(child)
+        elif kind is Kind.RECIPIENTS:
+            value = self._recipients(child, name)
+        elif kind is Kind.SENDER_ID:
+            value = self._sender_id(child)
+        elif kind is Kind.CONTENT:
+            value = self._content(child)
+        elif kind is Kind.REPLY_CHARGING:
+            size = attribute(child, "replyChargingSize")
+            deadline = attribute(child, "replyDeadline")
+            value = ReplyCharging(
+                reply_charging_size=read_int(size, self.leniencies) if size is not None else None,
+                reply_deadline=read_date(deadline, self.leniencies) if deadline else None,
+            )
+        elif kind is Kind.DELIVERY_CONDITION:
+            value = self._delivery_condition(child)
+        elif kind is Kind.UA_CAPABILITIES:
+            stamp = attribute(child, "TimeStamp")
+            value = UACapabilities(
+                ua_prof=attribute(child, "UAProf"),
+                time_stamp=read_date(stamp, self.leniencies) if stamp else None,
+            )
+        elif kind is Kind.PREVIOUSLY_SENT_BY:
+            value = tuple(
+                UserAgent(address=address, sequence=self._sequence(agent))
+                for agent in child_elements(child)
+                if (address := self._address(agent)) is not None
+            )
+        elif kind is Kind.PREVIOUSLY_SENT_DATE:
+            value = tuple(
+                UserAgentDateTime(
+                    value=read_date(text_of(item) or "", self.leniencies),
+                    sequence=self._sequence(item),
+                )
+                for item in child_elements(child)
+            )
+        else:  # pragma: no cover - every Kind is handled above
+            raise InvalidValue(f"cannot read element kind {kind}")
+        values[attr] = value
+
+    def _sequence(self, element: etree._Element) -> int | None:
+        raw = attribute(element, "sequence")
+        return read_int(raw, self.leniencies) if raw is not None else None
+
+    def _status(self, child: etree._Element, values: dict[str, Any]) -> None:
+        code_el = find_child_ci(child, "StatusCode")
+        if code_el is None:
+            raise MissingElement("Status has no StatusCode")
+        raw = text_of(code_el) or ""
+        try:
+            values["status_code"] = int(raw)
+        except ValueError:
+            raise InvalidValue(f"StatusCode {raw!r} is not a number") from None
+        text_el = find_child_ci(child, "StatusText")
+        if text_el is not None:
+            values["status_text"] = text_of(text_el)
+        details = find_child_ci(child, "Details")
+        if details is not None:
+            values["details"] = text_of(details)
+            if details.text and details.text.strip():
+                self.note("details_as_text")
+
+    def _address(self, element: etree._Element) -> Address | None:
+        target = None
+        for candidate in element.iter():
+            if candidate is element or not isinstance(candidate.tag, str):
+                continue
+            name = local_name(candidate)
+            if name in _ADDRESS_KINDS or name.lower() in _ADDRESS_KINDS_CI:
+                target = candidate
+                break
+        if target is None:
+            text = text_of(element) or ""
+            if not text:
+                self.note("empty_address")
+                return None
+            self.note("bare_address")
+            kind = AddressKind.RFC2822 if "@" in text else AddressKind.NUMBER
+            value, had_suffix = strip_plmn_suffix(text)
+            if had_suffix:
+                self.note("plmn_suffix")
+            return Address(value=value, kind=kind)
+        name = local_name(target)
+        kind = _ADDRESS_KINDS.get(name) or _ADDRESS_KINDS_CI[name.lower()]
+        value, had_suffix = strip_plmn_suffix(text_of(target) or "")
+        if had_suffix:
+            self.note("plmn_suffix")
+        display = attribute(target, "displayOnly")
+        coding = attribute(target, "addressCoding")
+        address_coding = None
+        if coding is not None:
+            try:
+                address_coding = AddressCoding(coding)
+            except ValueError:
+                self.note("invalid_address_coding")
+        return Address(
+            value=value,
+            kind=kind,
+            display_only=read_bool(display, self.leniencies) if display is not None else None,
+            address_coding=address_coding,
+            id=attribute(target, "id"),
+        )
+
+    def _recipients(self, element: etree._Element, name: str) -> Recipients | Address | None:
+        if name == "Recipient":  # a single address element (DeliveryReportReq, ReadReplyReq)
+            return self._address(element)
+        groups: dict[str, list[Address]] = {"to": [], "cc": [], "bcc": []}
+        for group in child_elements(element):
+            key = local_name(group).lower()
+            if key not in groups:
+                if key in _ADDRESS_KINDS_CI:  # address directly under Recipients
+                    self.note("recipient_without_group")
+                    address = self._address_from_self(group)
+                    groups["to"].append(address)
+                continue
+            for address_el in child_elements(group):
+                groups[key].append(self._address_from_self(address_el))
+        return Recipients(to=tuple(groups["to"]), cc=tuple(groups["cc"]), bcc=tuple(groups["bcc"]))
+
+    def _address_from_self(self, element: etree._Element) -> Address:
+        holder = etree.Element("holder")
+        holder.append(_copy(element))
+        address = self._address(holder)
+        return address if address is not None else Address(value="")
+
+    def _sender_id(self, element: etree._Element) -> SenderIdentification:
+        sender_address = None
+        address_el = find_child_ci(element, "SenderAddress")
+        if address_el is not None:
+            sender_address = self._address(address_el)
+        return SenderIdentification(
+            vasp_id=text_of(find_child_ci(element, "VASPID")),
+            vas_id=text_of(find_child_ci(element, "VASID")),
+            sender_address=sender_address,
+        )
+
+    def _content(self, element: etree._Element) -> ContentReference:
+        href = element.get("href")
+        if href is None:
+            href = attribute(element, "href")
+            if href is not None:
+                self.note("qualified_href")
+        if href is None:
+            self.note("content_without_href")
+            href = ""
+        allow = attribute(element, "allowAdaptations")
+        return ContentReference(
+            href=href,
+            allow_adaptations=read_bool(allow, self.leniencies) if allow is not None else None,
+        )
+
+    def _delivery_condition(self, element: etree._Element) -> tuple[int, ...]:
+        items = [text_of(dc) or "" for dc in child_elements(element)]
+        if not items:
+            items = (text_of(element) or "").replace(",", " ").split()
+        out = []
+        for item in items:
+            number = read_int(item, self.leniencies)
+            if number is not None:
+                out.append(number)
+        return tuple(out)
+
+
+def _copy(element: etree._Element) -> etree._Element:
+    return etree.fromstring(etree.tostring(element))
+
+
+def _check_href(msg: Message, leniencies: list[str]) -> None:
+    content = getattr(msg, "content", None)
+    if not isinstance(content, ContentReference) or not content.href:
+        return
+    if resolve_href(content.href, msg.attachments, leniencies) is None:
+        leniencies.append("dangling_href")
+
+
+def resolve_href(
+    href: str, attachments: tuple[Attachment, ...], leniencies: list[str] | None = None
+) -> Attachment | None:
+    """Find the attachment a ``Content`` href points at, tolerating vendor spellings.
+
+    Accepts ``cid:x``, ``cid: x``, ``cid x``, a bare Content-ID or a Content-Location.
+    """
+    raw = href.strip()
+    lowered = raw.lower()
+    if lowered.startswith("cid:"):
+        key = raw[4:].strip()
+        if raw[4:5].isspace() and leniencies is not None:
+            leniencies.append("href_spacing")
+    elif lowered.startswith("cid "):
+        key = raw[4:].strip()
+        if leniencies is not None:
+            leniencies.append("href_without_colon")
+    else:
+        key = raw
+    key = mime.normalise_cid(key)
+    for attachment in attachments:
+        for part in attachment.walk():
+            if key in (part.content_id, part.content_location):
+                return part
+    return None

@@ -1,0 +1,92 @@
+"""Exception hierarchy of the MM7 codec.
+
+``ProtocolError`` is the root. ``DecodeError`` means the peer sent something we cannot
+read (answer it with a fault carrying ``status_code``); ``EncodeError`` means *we* were
+asked to build something the target schema forbids (a bug on our side, never the peer's).
+Every error carries the MM7 status code the I/O layer should answer with, like h11's
+``error_status_hint``.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Root of every error raised by ``protocol``."""
+
+    #: MM7 status code that describes this error to a peer.
+    status_code: int = 4004
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DecodeError(ProtocolError):
+    """The peer's bytes cannot be decoded into an MM7 message."""
+
+    status_code = 2007  # message format corrupt
+
+
+class MalformedXML(DecodeError):
+    """The SOAP part is not well-formed XML (or uses DTDs/entities, which we refuse)."""
+
+    status_code = 2007
+
+
+class MalformedMIME(DecodeError):
+    """The MIME framing cannot be parsed (no boundary found, truncated parts, ...)."""
+
+    status_code = 2007
+
+
+class NotSOAP(DecodeError):
+    """Well-formed XML, but no SOAP Envelope/Body holding an MM7 message."""
+
+    status_code = 2007
+
+
+class UnknownMessageType(DecodeError):
+    """The SOAP Body holds an element that is not an MM7 message we know."""
+
+    status_code = 4003  # unsupported operation
+
+
+class MissingElement(DecodeError):
+    """A mandatory element that even a tolerant reader needs is absent."""
+
+    status_code = 4004  # validation error
+
+
+class InvalidValue(DecodeError):
+    """An element holds a value that cannot be interpreted (e.g. a non-numeric StatusCode)."""
+
+    status_code = 4004
+
+
+class TooLarge(DecodeError):
+    """The input exceeds a configured limit (body size, MIME parts, nesting, XML depth)."""
+
+    status_code = 2007
+
+    def __init__(self, message: str, *, limit: str, value: int, maximum: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+
+
+class EncodeError(ProtocolError):
+    """We were asked to encode something the target MM7 version does not allow."""
+
+    status_code = 4004
+
+
+class UnsupportedVersion(EncodeError):
+    """The requested MM7 schema version is not one we can emit."""
+
+    status_code = 4002

@@ -1,0 +1,278 @@
+"""SOAP with Attachments framing: tolerant ``multipart/related`` parsing and building.
+
+Theory of operation: we do not use the stdlib ``email`` parser because MMSCs break MIME
+in ways it either rejects or silently mangles (binary JPEGs without a transfer encoding,
+boundaries with spaces, junk after the closing delimiter, header lines that lost their
+folding). The parser works on bytes, splits on delimiter *lines*, and reports each
+tolerance it applies. The builder emits strict RFC 2046 framing with CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import quopri
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from protocol.errors import MalformedMIME, TooLarge
+from protocol.limits import Limits
+
+_HEADER_LINE: Final = re.compile(rb"^([A-Za-z0-9][A-Za-z0-9_-]*)[ \t]*:(.*)$")
+_PARAM: Final = re.compile(
+    r"""\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*(?:;|$)"""
+)
+
+
+@dataclass(slots=True)
+class Part:
+    """One decoded MIME part (headers lower-cased; body already transfer-decoded)."""
+
+    headers: dict[str, str]
+    body: bytes
+    children: list[Part] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    @property
+    def content_id(self) -> str | None:
+        value = self.headers.get("content-id")
+        return normalise_cid(value) if value is not None else None
+
+
+def normalise_cid(value: str) -> str:
+    """``<abc>``, ``abc``, `` <abc> `` -> ``abc``."""
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1].strip()
+    return value
+
+
+def parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Content-Type into the lower-cased media type and its parameters.
+
+    Parameter names are lower-cased (peers send ``Start=``/``Type=``); values lose their
+    quotes. Tolerates trailing ``;``, missing quotes and stray whitespace.
+    """
+    if not value:
+        return "", {}
+    media, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    for match in _PARAM.finditer(rest):
+        name, raw = match.group(1).lower(), match.group(2).strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1].replace('\\"', '"')
+        params.setdefault(name, raw)
+    return media.strip().lower(), params
+
+
+def strip_boundary_param(content_type: str) -> str:
+    """Remove the ``boundary`` parameter from a Content-Type value, keeping the rest verbatim."""
+    return re.sub(
+        r';\s*boundary\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', "", content_type, flags=re.IGNORECASE
+    ).strip()
+
+
+def sniff_boundary(body: bytes) -> str | None:
+    """Find the boundary of a multipart body whose Content-Type did not say it."""
+    for raw_line in body.split(b"\n", 64)[:64]:
+        line = raw_line.rstrip(b"\r").rstrip(b" \t")
+        if line.startswith(b"--") and len(line) > 2:
+            return line[2:].decode("latin-1")
+        if line.strip() and not line.startswith(b"--"):
+            continue
+    return None
+
+
+def _delimiter_re(boundary: str) -> re.Pattern[bytes]:
+    escaped = re.escape(boundary.encode("latin-1"))
+    return re.compile(rb"(?m)^--" + escaped + rb"(--)?([^\r\n]*?)\r?$")
+
+
+def split_multipart(
+    body: bytes, boundary: str, limits: Limits, leniencies: list[str], depth: int = 1
+) -> list[Part]:
+    """Split a multipart body into parts; nested multiparts are split recursively.
+
+    Raises:
+        MalformedMIME: no delimiter line for ``boundary`` occurs in the body.
+        TooLarge: more parts, or deeper nesting, than ``limits`` allow.
+    """
+    if depth > limits.max_mime_depth:
+        raise TooLarge(
+            f"MIME multipart nested deeper than {limits.max_mime_depth} levels",
+            limit="max_mime_depth",
+            value=depth,
+            maximum=limits.max_mime_depth,
+        )
+    delimiters = []
+    closed = False
+    for match in _delimiter_re(boundary).finditer(body):
+        trailer = match.group(2)
+        if match.group(1):
+            if trailer.strip():
+                leniencies.append("junk_after_close_delimiter")
+            delimiters.append(match)
+            closed = True
+            break
+        if trailer.strip():
+            continue  # a longer boundary that merely starts with ours
+        if trailer:
+            leniencies.append("delimiter_padding")
+        delimiters.append(match)
+        if len(delimiters) > limits.max_mime_parts:
+            raise TooLarge(
+                f"more than {limits.max_mime_parts} MIME parts",
+                limit="max_mime_parts",
+                value=len(delimiters),
+                maximum=limits.max_mime_parts,
+            )
+    if not delimiters:
+        raise MalformedMIME(f"no MIME delimiter line for boundary {boundary!r} in the body")
+    if delimiters[0].start() > 0 and body[: delimiters[0].start()].strip():
+        leniencies.append("mime_preamble")
+    if not closed:
+        leniencies.append("missing_close_delimiter")
+    parts: list[Part] = []
+    ends = [m.start() for m in delimiters[1:]] + ([] if closed else [len(body)])
+    for opener, end in zip(delimiters, ends, strict=False):
+        if opener.group(1):
+            break
+        start = opener.end()
+        if body[start : start + 2] == b"\r\n":
+            start += 2
+        elif body[start : start + 1] == b"\n":
+            start += 1
+        chunk = body[start:end]
+        # The line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1).
+        if chunk.endswith(b"\r\n"):
+            chunk = chunk[:-2]
+        elif chunk.endswith(b"\n"):
+            chunk = chunk[:-1]
+        parts.append(_parse_part(chunk, limits, leniencies, depth))
+    return parts
+
+
+def _parse_part(chunk: bytes, limits: Limits, leniencies: list[str], depth: int) -> Part:
+    headers, body = _split_headers(chunk, limits, leniencies)
+    part = Part(headers=headers, body=_decode_transfer(headers, body, leniencies))
+    media, params = parse_content_type(headers.get("content-type"))
+    if media.startswith("multipart/"):
+        boundary = params.get("boundary") or sniff_boundary(part.body)
+        if boundary is None:
+            raise MalformedMIME(f"nested {media} part has no boundary")
+        if "boundary" not in params:
+            leniencies.append("boundary_sniffed")
+        part.children = split_multipart(part.body, boundary, limits, leniencies, depth + 1)
+    return part
+
+
+def _split_headers(
+    chunk: bytes, limits: Limits, leniencies: list[str]
+) -> tuple[dict[str, str], bytes]:
+    headers: dict[str, str] = {}
+    pos = 0
+    last: str | None = None
+    size = 0
+    while pos < len(chunk):
+        nl = chunk.find(b"\n", pos)
+        line_end = len(chunk) if nl < 0 else nl
+        line = chunk[pos:line_end].rstrip(b"\r")
+        next_pos = line_end + 1
+        if not line.strip():
+            return headers, chunk[next_pos:] if nl >= 0 else b""
+        size += len(line)
+        if size > limits.max_header_bytes:
+            raise TooLarge(
+                f"MIME part headers longer than {limits.max_header_bytes} bytes",
+                limit="max_header_bytes",
+                value=size,
+                maximum=limits.max_header_bytes,
+            )
+        match = _HEADER_LINE.match(line)
+        if line[:1] in (b" ", b"\t") and last is not None:
+            headers[last] += " " + line.strip().decode("latin-1")
+        elif match:
+            last = match.group(1).decode("ascii").lower()
+            value = match.group(2).strip().decode("latin-1")
+            if last in headers:
+                continue  # first occurrence wins
+            headers[last] = value
+        elif last is not None and b"=" in line:
+            # e.g. ``boundary="x"`` on an unindented line after ``Content-Type: ...;``
+            leniencies.append("broken_header_folding")
+            headers[last] += " " + line.strip().decode("latin-1")
+        else:
+            break
+        pos = next_pos
+    if not headers:
+        leniencies.append("part_without_headers")
+        return {}, chunk
+    leniencies.append("part_without_body_separator")
+    return headers, chunk[pos:]
+
+
+def _decode_transfer(headers: dict[str, str], body: bytes, leniencies: list[str]) -> bytes:
+    encoding = headers.get("content-transfer-encoding", "").strip().lower()
+    if encoding == "base64":
+        compact = b"".join(body.split())
+        try:
+            return base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            leniencies.append("invalid_base64")
+            cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", compact)
+            cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+            return base64.b64decode(cleaned)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(body)
+    if encoding not in ("", "7bit", "8bit", "binary"):
+        leniencies.append("unknown_transfer_encoding")
+    return body
+
+
+# --- building ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutPart:
+    """A part to emit: headers in order, body already encoded for the wire."""
+
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def choose_boundary(seed: str, bodies: list[bytes]) -> str:
+    """A boundary derived from ``seed`` that occurs in none of the part bodies.
+
+    Deterministic (sans-IO: no randomness); a collision just appends a counter.
+    """
+    base = "MM7-" + re.sub(r"[^A-Za-z0-9'()+_,./:=?-]", "", seed)[:40] + "-part"
+    candidate = base
+    counter = 0
+    while any(candidate.encode("ascii") in body for body in bodies):
+        counter += 1
+        candidate = f"{base}{counter}"
+    return candidate
+
+
+def build_multipart(parts: list[OutPart], boundary: str) -> bytes:
+    delimiter = b"--" + boundary.encode("ascii")
+    chunks: list[bytes] = []
+    for part in parts:
+        chunks.append(delimiter)
+        chunks.append(b"\r\n")
+        for name, value in part.headers:
+            chunks.append(f"{name}: {value}\r\n".encode("latin-1"))
+        chunks.append(b"\r\n")
+        chunks.append(part.body)
+        chunks.append(b"\r\n")
+    chunks.append(delimiter + b"--\r\n")
+    return b"".join(chunks)
+
+
+def encode_base64(data: bytes) -> bytes:
+    """Base64 in 76-character lines (RFC 2045 §6.8)."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n").rstrip(b"\r\n")
