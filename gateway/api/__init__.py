@@ -1,0 +1,1 @@
+"""Northbound REST API (DESIGN.md §3)."""

@@ -1,0 +1,81 @@
+"""API middlewares: request ids + log context, Bearer API keys, error envelopes."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from gateway.errors import ApiError, AuthError
+
+log = structlog.get_logger("gateway.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+API_KEY_NAME: web.RequestKey[str] = web.RequestKey("api_key_name", str)
+
+
+def error_response(error: ApiError) -> web.Response:
+    response = web.json_response(error.to_json(), status=error.http_status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(int(error.retry_after))
+    if error.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mm7-gateway"'
+    return response
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status >= 400:
+                code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+                    exc.status, "http_error"
+                )
+                response = web.json_response(
+                    {"error": {"code": code, "message": exc.reason, "field": None}},
+                    status=exc.status,
+                )
+            else:
+                raise
+        except Exception:  # noqa: BLE001 - the outermost boundary: never leak internals
+            log.exception("unhandled error in API handler")
+            response = web.json_response(
+                {"error": {"code": "internal_error", "message": "internal error", "field": None}},
+                status=500,
+            )
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+
+def auth_middleware(keys: dict[str, str], public_prefixes: tuple[str, ...]) -> Callable[..., object]:
+    """Bearer API keys, compared in constant time; ``keys`` maps key -> key name."""
+    encoded = [(key.encode(), name) for key, name in keys.items()]
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(public_prefixes):
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("missing Bearer API key")
+        presented = token.strip().encode()
+        found = None
+        for key, name in encoded:
+            if hmac.compare_digest(key, presented):
+                found = name
+        if found is None:
+            raise AuthError("unknown API key")
+        request[API_KEY_NAME] = found
+        with structlog.contextvars.bound_contextvars(api_key=found):
+            return await handler(request)
+
+    return middleware

@@ -1,0 +1,110 @@
+"""REST route table and thin handlers: parse → service → render."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from gateway.api.middleware import API_KEY_NAME
+from gateway.api.resources import message_resource
+from gateway.api.schemas import parse_submit
+from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.submission import SubmissionService, request_fingerprint
+
+SUBMISSIONS: web.AppKey[SubmissionService] = web.AppKey("submissions", SubmissionService)
+CANCELLER: web.AppKey[Any] = web.AppKey("canceller", object)
+MAX_RECIPIENTS: web.AppKey[int] = web.AppKey("max_recipients", int)
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
+
+
+async def _read_json(request: web.Request) -> object:
+    raw = await request.read()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"malformed JSON: {exc}", code="malformed_json") from None
+
+
+async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str | None, bytes]]]:
+    reader = await request.multipart()
+    message: object = None
+    files: dict[str, tuple[str | None, bytes]] = {}
+    max_body = request.app[MAX_BODY]
+    total = 0
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise ValidationError("nested multipart is not supported here", code="malformed_form")
+        data = await part.read(decode=True)
+        total += len(data)
+        if total > max_body:
+            raise PayloadTooLarge(f"request body exceeds {max_body} bytes")
+        if part.name == "message":
+            try:
+                message = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValidationError(f"malformed JSON in the message field: {exc}", field="message") from None
+        elif part.name:
+            files[part.name] = (part.headers.get("Content-Type"), bytes(data))
+    if message is None:
+        raise ValidationError("multipart requests need a 'message' JSON field", field="message")
+    if isinstance(message, dict) and "media" not in message and files:
+        message = {**message, "media": list(files)}
+    return message, files
+
+
+async def post_message(request: web.Request) -> web.Response:
+    service = request.app[SUBMISSIONS]
+    service.check_backpressure()
+    media_type = request.content_type
+    files: dict[str, tuple[str | None, bytes]] = {}
+    if media_type == "multipart/form-data":
+        body, files = await _read_form(request)
+    elif media_type in ("application/json", ""):
+        body = await _read_json(request)
+    else:
+        raise ValidationError(
+            "Content-Type must be application/json or multipart/form-data", code="unsupported_content_type"
+        )
+    submit = parse_submit(body, max_recipients=request.app[MAX_RECIPIENTS], file_parts=files)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
+        raise ValidationError("Idempotency-Key must be 1–200 characters", field="Idempotency-Key")
+    fingerprint = request_fingerprint(
+        body, [hashlib.sha256(data).hexdigest() for _, data in files.values()]
+    )
+    record, created = await service.submit(
+        request[API_KEY_NAME],
+        submit,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+    )
+    response = web.json_response(message_resource(record), status=202 if created else 200)
+    response.headers["Location"] = f"/v1/messages/{record.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+async def get_message(request: web.Request) -> web.Response:
+    record = await request.app[SUBMISSIONS].get(request[API_KEY_NAME], request.match_info["id"])
+    return web.json_response(message_resource(record))
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    service = request.app[SUBMISSIONS]
+    record = await service.get(request[API_KEY_NAME], request.match_info["id"])
+    canceller = request.app[CANCELLER]
+    updated = await canceller(record)
+    return web.json_response(message_resource(updated))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/messages", post_message)
+    app.router.add_get("/v1/messages/{id}", get_message)
+    app.router.add_delete("/v1/messages/{id}", delete_message)

@@ -1,0 +1,218 @@
+"""Validation of ``POST /v1/messages`` bodies into a typed request (no I/O here)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import phonenumbers
+
+from gateway.errors import ValidationError
+
+_ALNUM_SENDER: Final = re.compile(r"^[A-Za-z0-9 ._-]{1,11}$")
+_SHORT_CODE: Final = re.compile(r"^\d{3,8}$")
+_PRIORITIES: Final = {"normal": "Normal", "high": "High", "low": "Low"}
+_FIELDS: Final = frozenset(
+    {
+        "to", "from", "subject", "text", "media", "route", "delivery_report", "read_report",
+        "priority", "send_at", "expires_at", "callback_url", "client_ref",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInput:
+    """One media item as the client gave it: inline bytes, a URL, or a form file part."""
+
+    index: int
+    content_type: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitRequest:
+    to: tuple[str, ...]
+    sender: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    media: tuple[MediaInput, ...] = ()
+    route: str | None = None
+    delivery_report: bool = True
+    read_report: bool = False
+    priority: str | None = None
+    send_at: float | None = None
+    expires_at: float | None = None
+    callback_url: str | None = None
+    client_ref: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def normalise_number(raw: object, field_name: str = "to") -> str:
+    """Validate an E.164 number (``+`` and country code required) and normalise it."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("phone numbers must be non-empty strings", field=field_name, code="invalid_number")
+    text = raw.strip()
+    if not text.startswith("+"):
+        raise ValidationError(
+            f"{_mask(text)} is not in E.164 format (it must start with + and the country code)",
+            field=field_name,
+            code="invalid_number",
+        )
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(f"{_mask(text)} is not a phone number", field=field_name, code="invalid_number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(f"{_mask(text)} is not a valid phone number", field=field_name, code="invalid_number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _mask(number: str) -> str:
+    return number[:3] + "…" + number[-4:] if len(number) > 7 else "…"
+
+
+def normalise_sender(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("from must be a non-empty string", field="from", code="invalid_sender")
+    text = raw.strip()
+    if text.startswith("+"):
+        return normalise_number(text, "from")
+    if _SHORT_CODE.match(text) or _ALNUM_SENDER.match(text):
+        return text
+    raise ValidationError(
+        "from must be a short code (3–8 digits), an E.164 long code or an alphanumeric id (≤ 11 chars)",
+        field="from",
+        code="invalid_sender",
+    )
+
+
+def _timestamp(raw: object, field_name: str) -> float:
+    if isinstance(raw, bool):
+        raise ValidationError(f"{field_name} must be an ISO 8601 time", field=field_name)
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                raise ValidationError(f"{field_name} needs a time zone (e.g. Z)", field=field_name)
+            return parsed.timestamp()
+    raise ValidationError(f"{field_name} must be an ISO 8601 time with zone", field=field_name)
+
+
+def _optional_str(body: dict[str, Any], key: str, max_len: int) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{key} must be a string", field=key)
+    if len(value) > max_len:
+        raise ValidationError(f"{key} is longer than {max_len} characters", field=key)
+    return value
+
+
+def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise ValidationError(f"{key} must be true or false", field=key)
+    return value
+
+
+def _media(raw: object, file_parts: dict[str, tuple[str | None, bytes]]) -> tuple[MediaInput, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ValidationError("media must be a list", field="media")
+    items = []
+    for index, item in enumerate(raw):
+        where = f"media[{index}]"
+        if isinstance(item, str) and item in file_parts:
+            content_type, data = file_parts[item]
+            items.append(MediaInput(index, content_type=content_type, data=data, name=item))
+            continue
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where} must be an object", field=where)
+        if "url" in item:
+            url = item["url"]
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValidationError(f"{where}.url must be an http(s) URL", field=f"{where}.url")
+            items.append(MediaInput(index, url=url, name=item.get("name")))
+        elif "data" in item:
+            try:
+                data = base64.b64decode(str(item["data"]), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationError(f"{where}.data is not valid base64", field=f"{where}.data") from None
+            content_type = item.get("content_type")
+            if content_type is not None and not isinstance(content_type, str):
+                raise ValidationError(f"{where}.content_type must be a string", field=where)
+            items.append(MediaInput(index, content_type=content_type, data=data, name=item.get("name")))
+        elif "part" in item and item["part"] in file_parts:
+            content_type, data = file_parts[item["part"]]
+            items.append(MediaInput(index, content_type=content_type, data=data, name=item["part"]))
+        else:
+            raise ValidationError(
+                f"{where} needs url, data (base64) or the name of a file part", field=where
+            )
+    return tuple(items)
+
+
+def parse_submit(
+    body: object,
+    *,
+    max_recipients: int,
+    file_parts: dict[str, tuple[str | None, bytes]] | None = None,
+) -> SubmitRequest:
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
+    raw_to = body.get("to")
+    if raw_to is None:
+        raise ValidationError("to is required", field="to")
+    numbers = [raw_to] if isinstance(raw_to, str) else raw_to
+    if not isinstance(numbers, list) or not numbers:
+        raise ValidationError("to must be a number or a non-empty list of numbers", field="to")
+    if len(numbers) > max_recipients:
+        raise ValidationError(
+            f"at most {max_recipients} recipients per message", field="to", code="too_many_recipients"
+        )
+    to = tuple(dict.fromkeys(normalise_number(n, f"to[{i}]") for i, n in enumerate(numbers)))
+    priority = body.get("priority")
+    if priority is not None:
+        if not isinstance(priority, str) or priority.lower() not in _PRIORITIES:
+            raise ValidationError("priority must be normal, high or low", field="priority")
+        priority = _PRIORITIES[priority.lower()]
+    callback_url = _optional_str(body, "callback_url", 2048)
+    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
+        raise ValidationError("callback_url must be an http(s) URL", field="callback_url")
+    request = SubmitRequest(
+        to=to,
+        sender=normalise_sender(body["from"]) if body.get("from") is not None else None,
+        subject=_optional_str(body, "subject", 200),
+        text=_optional_str(body, "text", 5000),
+        media=_media(body.get("media"), file_parts or {}),
+        route=_optional_str(body, "route", 64),
+        delivery_report=_bool(body, "delivery_report", True),
+        read_report=_bool(body, "read_report", False),
+        priority=priority,
+        send_at=_timestamp(body["send_at"], "send_at") if body.get("send_at") is not None else None,
+        expires_at=(
+            _timestamp(body["expires_at"], "expires_at") if body.get("expires_at") is not None else None
+        ),
+        callback_url=callback_url,
+        client_ref=_optional_str(body, "client_ref", 128),
+    )
+    if not request.text and not request.media and not request.subject:
+        raise ValidationError("a message needs text, subject or media", field="text", code="empty_message")
+    return request

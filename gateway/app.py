@@ -1,0 +1,268 @@
+"""The one factory: builds every component of the gateway from a frozen config.
+
+``Gateway`` owns the store, the media store, one MMSC client and worker per route, the
+submission service and three aiohttp applications (REST API, MM7 callbacks, ops). Tests
+and the daemon both use it; nothing here reads the environment or module globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from gateway import __version__
+from gateway.api.middleware import auth_middleware, errors_middleware
+from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS, add_routes
+from gateway.config import GatewayConfig, MmscConfig
+from gateway.dispatcher import MediaCache, RouteSettings, RouteWorker
+from gateway.media_fetch import FetchPolicy
+from gateway.media_store import MediaStore
+from gateway.metrics import Metrics
+from gateway.mmsc_client import ClientSettings, MmscClient
+from gateway.ops import add_ops_routes
+from gateway.retry import RetryPolicy
+from gateway.routing import Router, RouteRule
+from gateway.store import MessageRecord, SqliteStore
+from gateway.submission import QueueGauge, RouteLimits, SubmissionService
+
+log = structlog.get_logger("gateway.app")
+
+
+def _secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter()) if getter is not None else str(value)
+
+
+def route_settings(mmsc: MmscConfig) -> RouteSettings:
+    retry = mmsc.retry
+    return RouteSettings(
+        name=mmsc.name,
+        vasp_id=mmsc.vasp_id,
+        vas_id=mmsc.vas_id,
+        sender=mmsc.sender,
+        tps=mmsc.tps,
+        burst=mmsc.burst if mmsc.burst is not None else max(1.0, mmsc.tps),
+        max_in_flight=mmsc.max_in_flight,
+        per_sender_tps=mmsc.per_sender_tps,
+        retry=RetryPolicy(
+            max_attempts=retry.max_attempts,
+            initial_backoff=retry.initial_backoff_seconds,
+            max_backoff=retry.max_backoff_seconds,
+            multiplier=retry.multiplier,
+            jitter=retry.jitter,
+        ),
+        status_overrides={int(code): cls for code, cls in mmsc.status_overrides.items()},
+        slow_down_factor=retry.slow_down_factor,
+        slow_down_recovery_seconds=retry.slow_down_recovery_seconds,
+    )
+
+
+def client_settings(mmsc: MmscConfig) -> ClientSettings:
+    return ClientSettings(
+        url=str(mmsc.url),
+        version=mmsc.version,
+        username=mmsc.username,
+        password=_secret(mmsc.password),
+        timeout_seconds=mmsc.timeout_seconds,
+        connect_timeout_seconds=mmsc.connect_timeout_seconds,
+        max_connections=max(1, mmsc.max_in_flight),
+        transfer_encoding=mmsc.transfer_encoding,
+        tls_ca_file=str(mmsc.tls_ca_file) if mmsc.tls_ca_file else None,
+        tls_cert_file=str(mmsc.tls_cert_file) if mmsc.tls_cert_file else None,
+        tls_key_file=str(mmsc.tls_key_file) if mmsc.tls_key_file else None,
+        tls_verify=mmsc.tls_verify,
+    )
+
+
+@dataclass
+class Listeners:
+    api: tuple[str, int] | None = None
+    mm7: tuple[str, int] | None = None
+    ops: tuple[str, int] | None = None
+    runners: list[web.AppRunner] = field(default_factory=list)
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - jitter only
+        self.registry = registry or CollectorRegistry()
+        names = [m.name for m in config.mmsc]
+        self.metrics = Metrics(self.registry, names)
+        data_dir = Path(config.gateway.data_dir)
+        self.store = SqliteStore(data_dir / "gateway.sqlite3")
+        self.media_store = MediaStore(data_dir / "media")
+        self.media_cache = MediaCache(self.media_store)
+        self.queue = QueueGauge()
+        self.router = Router(
+            [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
+        )
+        self.clients = {m.name: MmscClient(client_settings(m)) for m in config.mmsc}
+        self.workers = {
+            m.name: RouteWorker(
+                route_settings(m),
+                self.store,
+                self.media_cache,
+                self.clients[m.name],
+                self.metrics,
+                on_finished=self._batch_finished,
+                clock=clock,
+                rng=self.rng,
+            )
+            for m in config.mmsc
+        }
+        self.worker_tasks: dict[str, asyncio.Task[None]] = {}
+        self.http: aiohttp.ClientSession | None = None
+        self.listeners = Listeners()
+        self.started_at = clock()
+        self.submissions = SubmissionService(
+            store=self.store,
+            media_store=self.media_store,
+            router=self.router,
+            limits={
+                m.name: RouteLimits(
+                    max_message_bytes=m.max_message_bytes,
+                    max_recipients_per_submit=m.max_recipients_per_submit,
+                    default_validity_seconds=m.retry.default_validity_seconds,
+                    transfer_encoding=m.transfer_encoding,
+                )
+                for m in config.mmsc
+            },
+            queue=self.queue,
+            max_queue_depth=config.gateway.max_queue_depth,
+            wake=self._wake,
+            on_accepted=self._accepted,
+            fetch_policy=FetchPolicy(
+                timeout_seconds=config.gateway.media_fetch_timeout_seconds,
+                max_bytes=config.gateway.media_fetch_max_bytes,
+                allow_private=config.gateway.allow_private_media_urls,
+            ),
+            clock=clock,
+        )
+        self.api_app = self._build_api_app()
+        self.mm7_app = web.Application(client_max_size=16 * 1024 * 1024)
+        self.ops_app = web.Application()
+        add_ops_routes(self.ops_app, self)
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _build_api_app(self) -> web.Application:
+        keys = {_secret(k.key) or "": k.name for k in self.config.api_keys}
+        app = web.Application(
+            middlewares=[
+                errors_middleware,
+                auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
+            ],
+            client_max_size=self.config.gateway.max_body_bytes,
+        )
+        app[SUBMISSIONS] = self.submissions
+        app[CANCELLER] = self.cancel
+        app[MAX_RECIPIENTS] = self.config.gateway.max_recipients_per_message
+        app[MAX_BODY] = self.config.gateway.max_body_bytes
+        add_routes(app)
+        return app
+
+    def _wake(self, route: str) -> None:
+        worker = self.workers.get(route)
+        if worker is not None:
+            worker.wake()
+
+    def _accepted(self, record: MessageRecord) -> None:
+        self.metrics.messages_accepted_total.labels(route=record.route).inc()
+        self._refresh_queue_gauge()
+
+    def _batch_finished(self, route: str, count: int) -> None:
+        self.queue.done(route, count)
+        self._refresh_queue_gauge()
+
+    def _refresh_queue_gauge(self) -> None:
+        for name in self.workers:
+            self.metrics.queue_depth.labels(mmsc=name).set(self.queue.depth.get(name, 0))
+
+    async def cancel(self, record: MessageRecord) -> MessageRecord:
+        """DELETE /v1/messages/{id}: dequeue what is unsent, CancelReq what was submitted."""
+        submitted, _ = await self.store.cancel_message(record.id, self.clock())
+        for batch_id, route, mm7_message_id in submitted:
+            worker = self.workers.get(route)
+            if worker is None:
+                continue
+            response = await worker.cancel_submitted(mm7_message_id, f"{record.id}-cancel-{batch_id}")
+            if response is not None and response.status_code // 1000 == 1:
+                await self.store.mark_batch_canceled(batch_id, self.clock())
+        updated = await self.store.get_message(record.id)
+        depths = await self.store.queue_depths()
+        self.queue.depth = dict(depths)
+        self._refresh_queue_gauge()
+        return updated or record
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        requeued = await self.store.requeue_in_flight(self.clock())
+        if requeued:
+            log.warning("requeued submissions left in flight by a previous run", count=requeued)
+        self.queue.depth = dict(await self.store.queue_depths())
+        self._refresh_queue_gauge()
+        self.http = aiohttp.ClientSession()
+        self.submissions.http = self.http
+        for client in self.clients.values():
+            await client.open()
+        for name, worker in self.workers.items():
+            self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
+        listen = self.config.listen
+        self.listeners.api = await self._serve(self.api_app, listen.api)
+        self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
+        self.listeners.ops = await self._serve(self.ops_app, listen.ops)
+        log.info(
+            "gateway started",
+            version=__version__,
+            api=self.listeners.api,
+            mm7=self.listeners.mm7,
+            ops=self.listeners.ops,
+        )
+
+    async def _serve(self, app: web.Application, address: Any) -> tuple[str, int]:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+        await site.start()
+        self.listeners.runners.append(runner)
+        bound = runner.addresses[0]
+        return str(bound[0]), int(bound[1])
+
+    async def stop(self) -> None:
+        grace = self.config.gateway.shutdown_grace_seconds
+        # Stop intake first, so nothing new is accepted while we drain.
+        for runner in self.listeners.runners[:1]:
+            await runner.cleanup()
+        await asyncio.gather(
+            *(w.stop(grace, self.worker_tasks.get(n)) for n, w in self.workers.items())
+        )
+        for runner in self.listeners.runners[1:]:
+            await runner.cleanup()
+        self.listeners.runners.clear()
+        for client in self.clients.values():
+            await client.close()
+        if self.http is not None:
+            await self.http.close()
+        await self.store.close()
+        log.info("gateway stopped")

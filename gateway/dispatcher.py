@@ -1,0 +1,357 @@
+"""Per-MMSC submission workers: claim due batches, throttle, send, record the outcome.
+
+Theory of operation: each route has one worker loop. It claims only as many due batches
+as it has free slots in its in-flight window (so a large queue stays in the database,
+not in memory), waits for the route's token bucket (and the sender's, for long codes),
+then starts one task per SubmitReq. Several requests are in flight per MMSC at once:
+that is the point of the window. Outcomes are written back durably; retries are
+rescheduled in the database with back-off, so a crash loses nothing (batches found
+in_flight at start are queued again: at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.media_store import MediaStore
+from gateway.metrics import Metrics
+from gateway.mmsc_client import MmscClient, SendResult
+from gateway.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
+from gateway.store import Batch, MessageRecord, SqliteStore
+from gateway.throttle import TokenBucket
+from protocol import (
+    Address,
+    Attachment,
+    CancelReq,
+    ErrorRsp,
+    Recipients,
+    Response,
+    SenderIdentification,
+    SubmitReq,
+    SubmitRsp,
+    status_info,
+)
+
+log = structlog.get_logger("gateway.dispatcher")
+
+_STATUS_CLASS_LABEL = {
+    "success": "success",
+    "client_error": "client_error",
+    "server_error": "server_error",
+    "service_error": "service_error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    name: str
+    vasp_id: str | None
+    vas_id: str | None
+    sender: str | None
+    tps: float
+    burst: float
+    max_in_flight: int
+    per_sender_tps: float | None
+    retry: RetryPolicy
+    status_overrides: dict[int, str] = field(default_factory=dict)
+    slow_down_factor: float = 0.5
+    slow_down_recovery_seconds: float = 30.0
+
+
+def sender_address(value: str) -> Address:
+    """A short code is all digits and short; long codes are numbers; others alphanumeric."""
+    digits = value.lstrip("+")
+    if digits.isdigit():
+        return Address.short_code(value) if len(digits) <= 8 else Address.number(value)
+    return Address.rfc2822(value) if "@" in value else Address.short_code(value)
+
+
+def build_submit(
+    route: RouteSettings, message: MessageRecord, batch: Batch, media: dict[str, bytes]
+) -> SubmitReq:
+    parts: list[Attachment] = []
+    if message.text:
+        parts.append(
+            Attachment(
+                content_type="text/plain; charset=utf-8",
+                data=message.text.encode("utf-8"),
+                content_id="text",
+            )
+        )
+    parts.extend(
+        Attachment(content_type=p.content_type, data=media[p.sha256], content_id=p.content_id)
+        for p in message.parts
+    )
+    has_smil = any(p.media_type == "application/smil" for p in parts)
+    if len(parts) == 1 and not has_smil:
+        attachments = (parts[0],)
+    else:
+        container_type = (
+            'multipart/related; type="application/smil"; start="<'
+            + next(p.content_id or "" for p in parts if p.media_type == "application/smil")
+            + '>"'
+            if has_smil
+            else "multipart/mixed"
+        )
+        attachments = (
+            Attachment(content_type=container_type, content_id="mm7-content", parts=tuple(parts)),
+        )
+    sender = message.sender or route.sender
+    return SubmitReq(
+        transaction_id=batch.transaction_id,
+        sender_identification=SenderIdentification(
+            vasp_id=route.vasp_id,
+            vas_id=route.vas_id,
+            sender_address=sender_address(sender) if sender else None,
+        ),
+        recipients=Recipients(to=tuple(Address.number(r) for r in batch.recipients)),
+        delivery_report=message.delivery_report,
+        read_reply=message.read_report or None,
+        priority=message.priority,
+        subject=message.subject,
+        expiry_date=datetime.fromtimestamp(message.expires_at, UTC).replace(microsecond=0),
+        attachments=attachments,
+    )
+
+
+class MediaCache:
+    """Small LRU of media bytes: a campaign sends the same image many times."""
+
+    def __init__(self, store: MediaStore, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    async def get(self, sha256: str) -> bytes:
+        data = self._items.get(sha256)
+        if data is not None:
+            self._items.move_to_end(sha256)
+            return data
+        data = await self.store.get(sha256)
+        self._items[sha256] = data
+        self._size += len(data)
+        while self._size > self.max_bytes and self._items:
+            _, old = self._items.popitem(last=False)
+            self._size -= len(old)
+        return data
+
+
+class RouteWorker:
+    def __init__(
+        self,
+        route: RouteSettings,
+        store: SqliteStore,
+        media: MediaCache,
+        client: MmscClient,
+        metrics: Metrics,
+        *,
+        on_finished: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.route = route
+        self.store = store
+        self.media = media
+        self.client = client
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.bucket = TokenBucket(route.tps, route.burst)
+        self.sender_buckets: dict[str, TokenBucket] = {}
+        self.window = asyncio.Semaphore(max(1, route.max_in_flight))
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.claimed: set[int] = set()
+        self.wake_event = asyncio.Event()
+        self.stopping = False
+        self.consecutive_failures = 0
+        self.last_slow_down = 0.0
+        self.on_finished = on_finished
+
+    # -- state for /readyz ------------------------------------------------------------------
+    @property
+    def circuit(self) -> str:
+        if self.consecutive_failures >= 5:
+            return "open"
+        if self.consecutive_failures > 0:
+            return "degraded"
+        return "closed"
+
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    # -- main loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        while not self.stopping:
+            await self.window.acquire()
+            if self.stopping:
+                self.window.release()
+                break
+            batches = await self.store.claim_due(self.route.name, self.clock(), 1)
+            if not batches:
+                self.window.release()
+                await self._idle()
+                continue
+            batch = batches[0]
+            self.claimed.add(batch.id)
+            await self._throttle(batch)
+            task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
+            self.in_flight[batch.id] = task
+            self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
+
+    async def _idle(self) -> None:
+        next_due = await self.store.next_due_at(self.route.name)
+        timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
+        self.wake_event.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake_event.wait(), timeout)
+
+    async def _throttle(self, batch: Batch) -> None:
+        self._recover()
+        delay = self.bucket.reserve(time.monotonic())
+        message_sender = None
+        if self.route.per_sender_tps:
+            message = await self.store.get_message(batch.message_id)
+            message_sender = (message.sender if message else None) or self.route.sender or ""
+            bucket = self.sender_buckets.setdefault(
+                message_sender, TokenBucket(self.route.per_sender_tps, 1.0)
+            )
+            delay = max(delay, bucket.reserve(time.monotonic()))
+        self.metrics.throttle_wait_seconds.labels(mmsc=self.route.name).observe(delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _recover(self) -> None:
+        if self.bucket.factor < 1.0 and self.route.slow_down_recovery_seconds > 0:
+            now = time.monotonic()
+            if now - self.last_slow_down >= self.route.slow_down_recovery_seconds:
+                self.bucket.recover(0.25)
+                self.last_slow_down = now
+
+    # -- one submission ----------------------------------------------------------------------------
+    async def _send(self, batch: Batch) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(
+                message_id=batch.message_id,
+                mmsc=self.route.name,
+                transaction_id=batch.transaction_id,
+            ):
+                await self._attempt(batch)
+        finally:
+            self.in_flight.pop(batch.id, None)
+            self.claimed.discard(batch.id)
+            self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
+            self.window.release()
+
+    async def _attempt(self, batch: Batch) -> None:
+        now = self.clock()
+        if now >= batch.expires_at:
+            await self._give_up(batch, GiveUp("expired", "validity period ended before submission"))
+            return
+        message = await self.store.get_message(batch.message_id)
+        if message is None:
+            log.error("batch without message", batch_id=batch.id)
+            await self.store.mark_failed(batch.id, "failed", "message record missing", now)
+            return
+        media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
+        request = build_submit(self.route, message, batch, media)
+        result = await self.client.send(request)
+        self.metrics.submit_latency_seconds.labels(mmsc=self.route.name).observe(result.seconds)
+        await self._record(batch, result)
+
+    async def _record(self, batch: Batch, result: SendResult) -> None:
+        now = self.clock()
+        response = result.message
+        if result.kind == "response" and isinstance(response, Response):
+            info = status_info(response.status_code)
+            label = _STATUS_CLASS_LABEL.get(info.status_class.value, "service_error")
+            self.metrics.submit_requests_total.labels(mmsc=self.route.name, status_class=label).inc()
+            outcome: Outcome = classify_status(response.status_code, self.route.status_overrides)
+            text = response.status_text or info.name
+            reason = f"status {response.status_code} {text}"
+            if outcome == "ok":
+                self.consecutive_failures = 0
+                mm7_id = response.message_id if isinstance(response, SubmitRsp) else None
+                await self.store.mark_submitted(batch.id, mm7_id, now)
+                log.info("submitted", mm7_message_id=mm7_id, attempt=batch.attempts)
+                self._finished(batch)
+                return
+            if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
+                self.consecutive_failures += 0 if outcome == "fail" else 1
+        else:
+            label = {"timeout": "timeout", "network_error": "network_error"}.get(result.kind, "http_error")
+            self.metrics.submit_requests_total.labels(mmsc=self.route.name, status_class=label).inc()
+            outcome = "retry"
+            reason = result.error or result.kind
+            self.consecutive_failures += 1
+        if outcome == "retry_slow_down":
+            self.bucket.slow_down(self.route.slow_down_factor)
+            self.last_slow_down = time.monotonic()
+        decision = decide(
+            self.route.retry, outcome, batch.attempts, now, batch.expires_at, self.rng, reason
+        )
+        if isinstance(decision, GiveUp):
+            await self._give_up(batch, decision)
+            return
+        retry_reason = {
+            "retry_slow_down": "slow_down",
+            "timeout": "timeout",
+            "network_error": "network",
+        }.get(outcome if outcome == "retry_slow_down" else result.kind, "status" if result.kind == "response" else "http")
+        self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
+        await self.store.mark_retry(batch.id, decision.at, reason, now)
+        log.info("retry scheduled", reason=reason, attempt=batch.attempts, delay=round(decision.at - now, 3))
+
+    async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
+        await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())
+        log.warning("submission ended", state=decision.state, reason=decision.reason)
+        self._finished(batch)
+
+    def _finished(self, batch: Batch) -> None:
+        if self.on_finished is not None:
+            self.on_finished(self.route.name, 1)
+
+    # -- cancel ------------------------------------------------------------------------------------
+    async def cancel_submitted(self, mm7_message_id: str, transaction_id: str) -> Response | None:
+        request = CancelReq(
+            transaction_id=transaction_id,
+            sender_identification=SenderIdentification(
+                vasp_id=self.route.vasp_id, vas_id=self.route.vas_id
+            ),
+            message_id=mm7_message_id,
+        )
+        result = await self.client.send(request)
+        return result.message if isinstance(result.message, Response) else None
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    async def stop(self, grace: float, run_task: asyncio.Task[None] | None = None) -> None:
+        """Stop claiming, let in-flight submissions finish within ``grace`` seconds, and
+        hand anything still unsent back to the queue."""
+        self.stopping = True
+        self.wake_event.set()
+        self.window.release()  # unblock a loop waiting for a slot; we no longer claim
+        if run_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(run_task), grace)
+            except TimeoutError:
+                run_task.cancel()
+                await asyncio.gather(run_task, return_exceptions=True)
+        tasks = list(self.in_flight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        leftover = list(self.claimed)
+        if leftover:
+            await self.store.release(leftover, self.clock())

@@ -1,0 +1,70 @@
+"""Content-addressed media files under ``data_dir/media`` (one copy per distinct content).
+
+A campaign to 100,000 recipients stores its image once. Files are written atomically
+(temporary file, fsync, rename, fsync of the directory) *before* the message that refers
+to them is committed, so a committed message never points at a missing file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+from gateway.errors import NotFoundError, StoreError
+
+_SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, sha256: str) -> Path:
+        if not _SHA256.match(sha256):
+            # Also what stops path traversal through media ids.
+            raise NotFoundError("no such media")
+        return self.root / sha256[:2] / sha256
+
+    def put_sync(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path_for(digest)
+        if path.exists():
+            return digest
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise StoreError(f"cannot store media: {exc}") from exc
+        return digest
+
+    def get_sync(self, sha256: str) -> bytes:
+        try:
+            return self.path_for(sha256).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError("no such media") from None
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            return self.path_for(sha256).exists()
+        except NotFoundError:
+            return False
+
+    async def put(self, data: bytes) -> str:
+        return await asyncio.to_thread(self.put_sync, data)
+
+    async def get(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.get_sync, sha256)

@@ -1,0 +1,132 @@
+"""HTTP transport to one MMSC: a kept-alive aiohttp session, Basic auth, TLS, timeouts.
+
+``send`` never raises for peer or network trouble: it returns a ``SendResult`` that the
+dispatcher classifies. Bodies are passed as bytes so aiohttp always sends a
+``Content-Length`` (several MMSCs reject chunked requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+
+from protocol import DecodeError, Message, decode, encode
+
+ResultKind = Literal["response", "http_error", "network_error", "timeout"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    kind: ResultKind
+    seconds: float
+    message: Message | None = None
+    http_status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    url: str
+    version: str
+    username: str | None = None
+    password: str | None = None
+    timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 5.0
+    max_connections: int = 8
+    transfer_encoding: str = "binary"
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify: bool = True
+
+
+def make_ssl_context(settings: ClientSettings) -> ssl.SSLContext | bool:
+    if not settings.url.startswith("https:"):
+        return True
+    context = ssl.create_default_context(cafile=settings.tls_ca_file)
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if settings.tls_cert_file:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
+
+
+class MmscClient:
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=max(1, self.settings.max_connections),
+            ssl=make_ssl_context(self.settings),
+            keepalive_timeout=60,
+        )
+        auth = None
+        if self.settings.username is not None:
+            auth = aiohttp.BasicAuth(self.settings.username, self.settings.password or "")
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(
+                total=self.settings.timeout_seconds,
+                sock_connect=self.settings.connect_timeout_seconds,
+            ),
+            headers={"SOAPAction": '""'},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def encode(self, message: Message) -> tuple[str, bytes]:
+        return encode(
+            message, self.settings.version, transfer_encoding=self.settings.transfer_encoding
+        )
+
+    async def send(self, message: Message) -> SendResult:
+        content_type, body = self.encode(message)
+        return await self.post(content_type, body)
+
+    async def post(self, content_type: str, body: bytes) -> SendResult:
+        if self._session is None:
+            raise RuntimeError("MmscClient.open() was not called")
+        started = time.monotonic()
+        try:
+            async with self._session.post(
+                self.settings.url, data=body, headers={"Content-Type": content_type}
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                response_type = response.headers.get("Content-Type")
+        except TimeoutError:
+            return SendResult("timeout", time.monotonic() - started, error="timeout")
+        except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            return SendResult(
+                "network_error", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+            )
+        seconds = time.monotonic() - started
+        try:
+            decoded = decode(raw, response_type) if raw.strip() else None
+        except DecodeError as exc:
+            decoded = None
+            decode_error: str | None = f"undecodable response: {exc}"
+        else:
+            decode_error = None
+        if decoded is not None and status in (200, 500):
+            # SOAP 1.1 carries faults with HTTP 500; both codes hold a readable MM7 answer.
+            return SendResult("response", seconds, message=decoded, http_status=status)
+        return SendResult(
+            "http_error",
+            seconds,
+            message=decoded,
+            http_status=status,
+            error=decode_error or f"HTTP {status}",
+        )

@@ -1,0 +1,519 @@
+"""SQLite implementation of the store: WAL mode, one worker thread, group commit.
+
+Theory of operation: one thread owns the connection and runs every operation in order.
+It takes all operations queued at that moment, runs each write inside its own SAVEPOINT
+(so one failing operation does not undo its neighbours) and COMMITs once for the whole
+group; only then are the callers' futures resolved. A ``202`` is therefore answered
+after a durable commit, while many concurrent requests share one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from gateway.errors import IdempotencyConflict, StoreError
+from gateway.store.migrations import migrate
+from gateway.store.records import (
+    FINAL_RECIPIENT_STATES,
+    Batch,
+    MessageRecord,
+    NewMessage,
+    PartRef,
+    RecipientRecord,
+)
+
+T = TypeVar("T")
+_MAX_GROUP: Final = 512
+_STOP: Final = object()
+
+#: Mixed final states collapse to the best outcome, in this order.
+_FINAL_PRECEDENCE: Final = ("read", "delivered", "expired", "rejected", "failed", "canceled")
+
+
+def aggregate_status(statuses: list[str]) -> str:
+    """The message status implied by its recipients' statuses."""
+    if not statuses:
+        return "queued"
+    distinct = set(statuses)
+    if len(distinct) == 1:
+        return statuses[0]
+    if "queued" in distinct:
+        return "queued"
+    if "submitted" in distinct:
+        return "submitted"
+    for state in _FINAL_PRECEDENCE:
+        if state in distinct:
+            return state
+    return statuses[0]
+
+
+class _Op:
+    __slots__ = ("fn", "future", "write")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], write: bool) -> None:
+        self.fn = fn
+        self.write = write
+        self.future: Future[Any] = Future()
+
+
+class SqliteStore:
+    """The embedded store: a SQLite database file under ``data_dir``."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self.schema_version = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="sqlite-store", daemon=True
+        )
+        self._thread.start()
+        await asyncio.wrap_future(ready)
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
+
+    def _run(self, ready: Future[None]) -> None:
+        try:
+            conn = self._connect()
+            self.schema_version = migrate(conn)
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            ready.set_exception(StoreError(f"cannot open database {self.path}: {exc}"))
+            return
+        self._conn = conn
+        ready.set_result(None)
+        stopping = False
+        while not stopping:
+            group: list[_Op] = []
+            item = self._queue.get()
+            while True:
+                if item is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(item, _Op)  # noqa: S101 - the queue holds only ops and _STOP
+                group.append(item)
+                if len(group) >= _MAX_GROUP:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if group:
+                self._run_group(conn, group)
+        conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+        results: list[tuple[_Op, Any, BaseException | None]] = []
+        writes = [op for op in group if op.write]
+        try:
+            if writes:
+                conn.execute("BEGIN IMMEDIATE")
+            for op in group:
+                if op.write:
+                    conn.execute("SAVEPOINT op")
+                try:
+                    value = op.fn(conn)
+                except (sqlite3.Error, StoreError, IdempotencyConflict, ValueError, KeyError) as exc:
+                    if op.write:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                    results.append((op, None, exc))
+                    continue
+                if op.write:
+                    conn.execute("RELEASE op")
+                results.append((op, value, None))
+            if writes:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            # The commit itself failed: nothing of this group is durable.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = StoreError(f"database commit failed: {exc}")
+            for op in group:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            return
+        for op, value, exc in results:
+            if exc is not None:
+                op.future.set_exception(exc)
+            else:
+                op.future.set_result(value)
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        if self._thread is None:
+            raise StoreError("store is not open")
+        op = _Op(fn, write)
+        self._queue.put(op)
+        result: T = await asyncio.wrap_future(op.future)
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(fn, write=False)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(fn, write=True)
+
+    async def check_writable(self) -> None:
+        """Prove the database accepts a write (for readiness checks)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("CREATE TABLE IF NOT EXISTS healthcheck (id INTEGER PRIMARY KEY, at REAL)")
+            conn.execute("INSERT OR REPLACE INTO healthcheck (id, at) VALUES (1, julianday('now'))")
+
+        await self.write(op)
+
+    # -- messages ---------------------------------------------------------------------------
+    async def create_message(self, new: NewMessage) -> tuple[MessageRecord, bool]:
+        """Store a new message and its batches; returns (record, created).
+
+        With an idempotency key already used by this API key: the same request returns
+        the stored message (created=False); a different request raises IdempotencyConflict.
+        """
+        return await self.write(lambda conn: _create_message(conn, new))
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        return await self.read(lambda conn: _load_message(conn, message_id))
+
+    async def claim_due(self, route: str, now: float, limit: int) -> list[Batch]:
+        """Move up to ``limit`` due batches of ``route`` to in_flight and return them."""
+        return await self.write(lambda conn: _claim_due(conn, route, now, limit))
+
+    async def next_due_at(self, route: str) -> float | None:
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(next_attempt_at) FROM batches WHERE route = ? AND state = 'queued'",
+                (route,),
+            ).fetchone()
+            return float(row[0]) if row and row[0] is not None else None
+
+        return await self.read(op)
+
+    async def queue_depths(self) -> dict[str, int]:
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT route, COUNT(*) FROM batches WHERE state IN ('queued', 'in_flight') "
+                "GROUP BY route"
+            ).fetchall()
+            return {str(route): int(count) for route, count in rows}
+
+        return await self.read(op)
+
+    async def requeue_in_flight(self, now: float) -> int:
+        """Crash recovery: batches left in_flight by a previous run become due again."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE batches SET state = 'queued', next_attempt_at = ?, updated_at = ? "
+                "WHERE state = 'in_flight'",
+                (now, now),
+            )
+            return cur.rowcount
+
+        return await self.write(op)
+
+    async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> None:
+        await self.write(
+            lambda conn: _finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
+        )
+
+    async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None:
+        """Give up on a batch: ``state`` is failed, rejected or expired."""
+        await self.write(lambda conn: _finish_batch(conn, batch_id, state, state, error, now, None))
+
+    async def mark_retry(self, batch_id: int, next_at: float, error: str, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE batches SET state = 'queued', next_attempt_at = ?, last_error = ?, "
+                "updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                (next_at, error, now, batch_id),
+            )
+            conn.execute(
+                "UPDATE messages SET last_error = ?, updated_at = ? WHERE id = "
+                "(SELECT message_id FROM batches WHERE id = ?)",
+                (error, now, batch_id),
+            )
+
+        await self.write(op)
+
+    async def release(self, batch_ids: list[int], now: float) -> None:
+        """Shutdown: hand claimed-but-unsent batches back to the queue."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE batches SET state = 'queued', updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                [(now, batch_id) for batch_id in batch_ids],
+            )
+
+        await self.write(op)
+
+    async def cancel_message(
+        self, message_id: str, now: float
+    ) -> tuple[list[tuple[int, str, str]], bool]:
+        """Cancel what has not been sent; return (submitted batches to cancel at the MMSC, found).
+
+        Each submitted batch is ``(batch_id, route, mm7_message_id)``.
+        """
+        return await self.write(lambda conn: _cancel_message(conn, message_id, now))
+
+    async def mark_batch_canceled(self, batch_id: int, now: float) -> None:
+        await self.write(lambda conn: _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None))
+
+
+# -- SQL operations (run on the store thread) -------------------------------------------------
+
+
+def _parts_to_json(parts: tuple[PartRef, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "content_type": p.content_type,
+                "sha256": p.sha256,
+                "size": p.size,
+                "content_id": p.content_id,
+                "name": p.name,
+            }
+            for p in parts
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _parts_from_json(raw: str) -> tuple[PartRef, ...]:
+    return tuple(
+        PartRef(
+            content_type=item["content_type"],
+            sha256=item["sha256"],
+            size=int(item["size"]),
+            content_id=item["content_id"],
+            name=item.get("name"),
+        )
+        for item in json.loads(raw)
+    )
+
+
+def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRecord, bool]:
+    if new.idempotency_key is not None:
+        row = conn.execute(
+            "SELECT id, request_hash FROM messages WHERE api_key = ? AND idempotency_key = ?",
+            (new.api_key, new.idempotency_key),
+        ).fetchone()
+        if row is not None:
+            if row[1] != new.request_hash:
+                raise IdempotencyConflict(
+                    "Idempotency-Key was already used with a different request"
+                )
+            existing = _load_message(conn, row[0])
+            if existing is None:  # pragma: no cover - same transaction
+                raise StoreError("idempotent message vanished")
+            return existing, False
+    conn.execute(
+        "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "
+        "priority, delivery_report, read_report, callback_url, client_ref, idempotency_key, "
+        "request_hash, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
+        "send_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        (
+            new.id, new.api_key, new.route, new.sender, new.subject, new.text,
+            _parts_to_json(new.parts), new.priority, int(new.delivery_report),
+            int(new.read_report), new.callback_url, new.client_ref, new.idempotency_key,
+            new.request_hash, new.fallback, new.original_bytes, new.adapted_bytes,
+            new.created_at, new.created_at, new.send_at, new.expires_at,
+        ),
+    )
+    recipient_rows = []
+    by_route: dict[str, list[tuple[int, str]]] = {}
+    for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
+        by_route.setdefault(route, []).append((idx, address))
+    for route, members in by_route.items():
+        size = max(1, new.batch_sizes.get(route, 1))
+        for start in range(0, len(members), size):
+            cur = conn.execute(
+                "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
+                "expires_at, transaction_id, created_at, updated_at) "
+                "VALUES (?, ?, 'queued', 0, ?, ?, '', ?, ?)",
+                (new.id, route, new.send_at, new.expires_at, new.created_at, new.created_at),
+            )
+            batch_id = cur.lastrowid
+            conn.execute(
+                "UPDATE batches SET transaction_id = ? WHERE id = ?",
+                (f"{new.id}-{batch_id}", batch_id),
+            )
+            recipient_rows.extend(
+                (new.id, idx, address, batch_id, new.created_at)
+                for idx, address in members[start : start + size]
+            )
+    conn.executemany(
+        "INSERT INTO recipients (message_id, idx, address, status, batch_id, updated_at) "
+        "VALUES (?, ?, ?, 'queued', ?, ?)",
+        recipient_rows,
+    )
+    record = _load_message(conn, new.id)
+    if record is None:  # pragma: no cover - inserted above
+        raise StoreError("inserted message vanished")
+    return record, True
+
+
+_MESSAGE_COLUMNS: Final = (
+    "id, api_key, route, status, sender, subject, body_text, parts_json, priority, "
+    "delivery_report, read_report, callback_url, client_ref, idempotency_key, request_hash, "
+    "fallback, original_bytes, adapted_bytes, attempts, last_error, created_at, updated_at, "
+    "send_at, expires_at"
+)
+
+
+def _load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",  # noqa: S608 - constant columns
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    recipients = tuple(
+        RecipientRecord(
+            address=r[0], status=r[1], mm7_message_id=r[2], error=r[3], updated_at=float(r[4])
+        )
+        for r in conn.execute(
+            "SELECT address, status, mm7_message_id, error, updated_at FROM recipients "
+            "WHERE message_id = ? ORDER BY idx",
+            (message_id,),
+        )
+    )
+    return MessageRecord(
+        id=row[0], api_key=row[1], route=row[2], status=row[3], sender=row[4], subject=row[5],
+        text=row[6], parts=_parts_from_json(row[7]), priority=row[8],
+        delivery_report=bool(row[9]), read_report=bool(row[10]), callback_url=row[11],
+        client_ref=row[12], idempotency_key=row[13], request_hash=row[14], fallback=row[15],
+        original_bytes=row[16], adapted_bytes=row[17], attempts=int(row[18]), last_error=row[19],
+        created_at=float(row[20]), updated_at=float(row[21]), send_at=float(row[22]),
+        expires_at=float(row[23]), recipients=recipients,
+    )
+
+
+def _claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> list[Batch]:
+    rows = conn.execute(
+        "SELECT id, message_id, attempts, expires_at, transaction_id FROM batches "
+        "WHERE route = ? AND state = 'queued' AND next_attempt_at <= ? "
+        "ORDER BY next_attempt_at, id LIMIT ?",
+        (route, now, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    conn.executemany(
+        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        [(now, row[0]) for row in rows],
+    )
+    batches = []
+    for batch_id, message_id, attempts, expires_at, transaction_id in rows:
+        recipients = tuple(
+            r[0]
+            for r in conn.execute(
+                "SELECT address FROM recipients WHERE batch_id = ? ORDER BY idx", (batch_id,)
+            )
+        )
+        batches.append(
+            Batch(
+                id=int(batch_id), message_id=message_id, route=route, attempts=int(attempts) + 1,
+                recipients=recipients, expires_at=float(expires_at),
+                # A fresh TransactionID per attempt would defeat duplicate detection at
+                # MMSCs that use it; keep the batch's own for every retry.
+                transaction_id=transaction_id,
+            )
+        )
+    conn.executemany(
+        "UPDATE messages SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        [(now, b.message_id) for b in batches],
+    )
+    return batches
+
+
+def _refresh_message_status(conn: sqlite3.Connection, message_id: str, now: float) -> str:
+    statuses = [
+        r[0] for r in conn.execute("SELECT status FROM recipients WHERE message_id = ?", (message_id,))
+    ]
+    status = aggregate_status(statuses)
+    conn.execute(
+        "UPDATE messages SET status = ?, updated_at = ? WHERE id = ?", (status, now, message_id)
+    )
+    return status
+
+
+def _finish_batch(
+    conn: sqlite3.Connection,
+    batch_id: int,
+    batch_state: str,
+    recipient_state: str,
+    error: str | None,
+    now: float,
+    mm7_message_id: str | None,
+) -> None:
+    row = conn.execute("SELECT message_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
+    if row is None:
+        raise StoreError(f"no batch {batch_id}")
+    conn.execute(
+        "UPDATE batches SET state = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
+        "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
+        (batch_state, mm7_message_id, error, now, batch_id),
+    )
+    final = tuple(FINAL_RECIPIENT_STATES)
+    placeholders = ", ".join("?" for _ in final)
+    conn.execute(
+        "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
+        "error = COALESCE(?, error), updated_at = ? "
+        f"WHERE batch_id = ? AND status NOT IN ({placeholders})",  # noqa: S608 - placeholders only
+        (recipient_state, mm7_message_id, error, now, batch_id, *final),
+    )
+    if error is not None:
+        conn.execute(
+            "UPDATE messages SET last_error = ? WHERE id = ?", (error, row[0])
+        )
+    _refresh_message_status(conn, row[0], now)
+
+
+def _cancel_message(
+    conn: sqlite3.Connection, message_id: str, now: float
+) -> tuple[list[tuple[int, str, str]], bool]:
+    if conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is None:
+        return [], False
+    queued = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM batches WHERE message_id = ? AND state = 'queued'", (message_id,)
+        )
+    ]
+    for batch_id in queued:
+        _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)
+    submitted = [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in conn.execute(
+            "SELECT id, route, mm7_message_id FROM batches WHERE message_id = ? "
+            "AND state = 'submitted' AND mm7_message_id IS NOT NULL",
+            (message_id,),
+        )
+    ]
+    return submitted, True
