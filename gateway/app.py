@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from gateway import __version__
 from gateway.api.middleware import auth_middleware, errors_middleware
 from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS, add_routes
+from gateway.callbacks import build_callbacks
 from gateway.config import GatewayConfig, MmscConfig
 from gateway.dispatcher import MediaCache, RouteSettings, RouteWorker
 from gateway.media_fetch import FetchPolicy
@@ -105,7 +106,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter only
+        self.rng = rng or random.Random()
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
@@ -163,6 +164,8 @@ class Gateway:
         self.mm7_app = web.Application(client_max_size=16 * 1024 * 1024)
         self.ops_app = web.Application()
         add_ops_routes(self.ops_app, self)
+        # Callbacks (issue 5) add their routes to mm7_app/api_app and run the webhook outbox.
+        self.callbacks = build_callbacks(self)
 
     # -- wiring ----------------------------------------------------------------------------
     def _build_api_app(self) -> web.Application:
@@ -205,7 +208,9 @@ class Gateway:
             worker = self.workers.get(route)
             if worker is None:
                 continue
-            response = await worker.cancel_submitted(mm7_message_id, f"{record.id}-cancel-{batch_id}")
+            response = await worker.cancel_submitted(
+                mm7_message_id, f"{record.id}-cancel-{batch_id}"
+            )
             if response is not None and response.status_code // 1000 == 1:
                 await self.store.mark_batch_canceled(batch_id, self.clock())
         updated = await self.store.get_message(record.id)
@@ -226,6 +231,7 @@ class Gateway:
         self.submissions.http = self.http
         for client in self.clients.values():
             await client.open()
+        await self.callbacks.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
         listen = self.config.listen
@@ -260,6 +266,7 @@ class Gateway:
         for runner in self.listeners.runners[1:]:
             await runner.cleanup()
         self.listeners.runners.clear()
+        await self.callbacks.stop()
         for client in self.clients.values():
             await client.close()
         if self.http is not None:

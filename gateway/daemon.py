@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
         return 2
     configure_logging(
-        level=config.logging.level, fmt=config.logging.format, mask_numbers=config.logging.mask_numbers
+        level=config.logging.level,
+        fmt=config.logging.format,
+        mask_numbers=config.logging.mask_numbers,
     )
     try:
         asyncio.run(serve(config))

@@ -165,7 +165,7 @@ class RouteWorker:
         self.client = client
         self.metrics = metrics
         self.clock = clock
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self.rng = rng or random.Random()
         self.bucket = TokenBucket(route.tps, route.burst)
         self.sender_buckets: dict[str, TokenBucket] = {}
         self.window = asyncio.Semaphore(max(1, route.max_in_flight))
@@ -251,6 +251,8 @@ class RouteWorker:
             self.claimed.discard(batch.id)
             self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
             self.window.release()
+            # A retry may now be due sooner than the loop's current idle wait.
+            self.wake_event.set()
 
     async def _attempt(self, batch: Batch) -> None:
         now = self.clock()
@@ -274,7 +276,9 @@ class RouteWorker:
         if result.kind == "response" and isinstance(response, Response):
             info = status_info(response.status_code)
             label = _STATUS_CLASS_LABEL.get(info.status_class.value, "service_error")
-            self.metrics.submit_requests_total.labels(mmsc=self.route.name, status_class=label).inc()
+            self.metrics.submit_requests_total.labels(
+                mmsc=self.route.name, status_class=label
+            ).inc()
             outcome: Outcome = classify_status(response.status_code, self.route.status_overrides)
             text = response.status_text or info.name
             reason = f"status {response.status_code} {text}"
@@ -288,8 +292,12 @@ class RouteWorker:
             if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
                 self.consecutive_failures += 0 if outcome == "fail" else 1
         else:
-            label = {"timeout": "timeout", "network_error": "network_error"}.get(result.kind, "http_error")
-            self.metrics.submit_requests_total.labels(mmsc=self.route.name, status_class=label).inc()
+            label = {"timeout": "timeout", "network_error": "network_error"}.get(
+                result.kind, "http_error"
+            )
+            self.metrics.submit_requests_total.labels(
+                mmsc=self.route.name, status_class=label
+            ).inc()
             outcome = "retry"
             reason = result.error or result.kind
             self.consecutive_failures += 1
@@ -306,10 +314,18 @@ class RouteWorker:
             "retry_slow_down": "slow_down",
             "timeout": "timeout",
             "network_error": "network",
-        }.get(outcome if outcome == "retry_slow_down" else result.kind, "status" if result.kind == "response" else "http")
+        }.get(
+            outcome if outcome == "retry_slow_down" else result.kind,
+            "status" if result.kind == "response" else "http",
+        )
         self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
         await self.store.mark_retry(batch.id, decision.at, reason, now)
-        log.info("retry scheduled", reason=reason, attempt=batch.attempts, delay=round(decision.at - now, 3))
+        log.info(
+            "retry scheduled",
+            reason=reason,
+            attempt=batch.attempts,
+            delay=round(decision.at - now, 3),
+        )
 
     async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
         await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())

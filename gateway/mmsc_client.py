@@ -128,5 +128,5 @@ class MmscClient:
             seconds,
             message=decoded,
             http_status=status,
-            error=decode_error or f"HTTP {status}",
+            error=f"HTTP {status}" + (f" ({decode_error})" if decode_error else ""),
         )

@@ -37,7 +37,9 @@ async def readyz(request: web.Request) -> web.Response:
         store = "error"
         problems.append(f"store: {exc}")
     routes = {name: worker.circuit for name, worker in gateway.workers.items()}
-    problems.extend(f"route {name}: circuit open" for name, state in routes.items() if state == "open")
+    problems.extend(
+        f"route {name}: circuit open" for name, state in routes.items() if state == "open"
+    )
     body = {
         "status": "ready" if not problems else "not_ready",
         "store": store,

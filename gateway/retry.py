@@ -54,7 +54,9 @@ def classify_status(code: int, overrides: dict[int, str] | None = None) -> Outco
 
 
 def backoff(policy: RetryPolicy, attempt: int, rng: random.Random) -> float:
-    base = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** max(0, attempt - 1))
+    base = min(
+        policy.max_backoff, policy.initial_backoff * policy.multiplier ** max(0, attempt - 1)
+    )
     spread = base * policy.jitter
     return max(0.0, base + rng.uniform(-spread, spread))
 

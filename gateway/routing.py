@@ -25,19 +25,21 @@ class Router:
         )
         defaults = [rule.name for rule in self.rules if rule.default]
         # With a single route and no prefixes, everything goes there.
-        self.default = defaults[0] if defaults else (self.rules[0].name if len(self.rules) == 1 else None)
+        self.default = (
+            defaults[0] if defaults else (self.rules[0].name if len(self.rules) == 1 else None)
+        )
 
     def route_for(self, number: str, explicit: str | None = None) -> str:
         if explicit is not None:
             if explicit not in self.names:
-                raise ValidationError(f"unknown route {explicit!r}", field="route", code="unknown_route")
+                raise ValidationError(
+                    f"unknown route {explicit!r}", field="route", code="unknown_route"
+                )
             return explicit
         digits = number.lstrip("+")
         for prefix, name in self._prefixes:
             if digits.startswith(prefix):
                 return name
         if self.default is None:
-            raise ValidationError(
-                f"no route matches {number[:3]}…", field="to", code="no_route"
-            )
+            raise ValidationError(f"no route matches {number[:3]}...", field="to", code="no_route")
         return self.default

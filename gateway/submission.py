@@ -127,8 +127,25 @@ class SubmissionService:
     ) -> tuple[MessageRecord, bool]:
         self.check_backpressure()
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
+        # ---- opt-out check (issue 5) -- begin -------------------------------------------
+        # ``optout`` (gateway.callbacks.optout.OptOut) is attached by Callbacks.start();
+        # a recipient that sent STOP to this sender is refused with 403.
+        optout = getattr(self, "optout", None)
+        if optout is not None:
+            blocked = await optout.check(request.to, routes, request.sender)
+            if blocked:
+                from gateway.errors import ForbiddenError  # noqa: PLC0415 - self-contained block
+
+                raise ForbiddenError(
+                    f"{len(blocked)} recipient(s) opted out of messages from this sender",
+                    field="to",
+                    code="recipient_opted_out",
+                )
+        # ---- opt-out check (issue 5) -- end ---------------------------------------------
         media = [await self._resolve_media(item) for item in request.media]
-        size = ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        size = (
+            ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        )
         for route in set(routes):
             limit = self.limits[route]
             wire = size if limit.transfer_encoding == "binary" else size * 4 // 3
@@ -142,14 +159,21 @@ class SubmissionService:
         for index, (content_type, data) in enumerate(media):
             digest = await self.media_store.put(data)
             parts.append(
-                PartRef(content_type=content_type, sha256=digest, size=len(data), content_id=f"media{index}")
+                PartRef(
+                    content_type=content_type,
+                    sha256=digest,
+                    size=len(data),
+                    content_id=f"media{index}",
+                )
             )
         now = self.clock()
         first = routes[0]
         send_at = max(now, request.send_at or now)
         expires_at = request.expires_at or (send_at + self.limits[first].default_validity_seconds)
         if expires_at <= now or expires_at <= send_at:
-            raise ValidationError("expires_at must be in the future and after send_at", field="expires_at")
+            raise ValidationError(
+                "expires_at must be in the future and after send_at", field="expires_at"
+            )
         new = NewMessage(
             id="msg_" + uuid.uuid4().hex,
             api_key=api_key,
@@ -177,7 +201,9 @@ class SubmissionService:
         record, created = await self.store.create_message(new)
         if created:
             for route in set(routes):
-                batch_count = -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))
+                batch_count = -(
+                    -routes.count(route) // max(1, self.limits[route].max_recipients_per_submit)
+                )
                 self.queue.add(route, batch_count)
                 self.wake(route)
             self.on_accepted(record)

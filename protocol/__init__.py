@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Sans-IO MM7 (3GPP TS 23.140) codec: plain data classes in, bytes out, and back.
 
 ``encode(message, version)`` returns ``(content_type, body)``; ``decode(body,

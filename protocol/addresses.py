@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """MM7 address values: ``Number``, ``ShortCode`` and ``RFC2822Address`` with attributes.
 
 An address is a plain value object; whether ``+`` is allowed, or whether the attributes

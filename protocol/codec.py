@@ -1,12 +1,17 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """The public entry points: ``encode`` and ``decode``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from protocol.decoder import decode_message
 from protocol.encoder import encode_message
 from protocol.limits import DEFAULT_LIMITS, Limits
-from protocol.messages import Message
 from protocol.versions import DEFAULT_VERSION
+
+if TYPE_CHECKING:
+    from protocol.messages import Message
 
 
 def encode(

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Read MM7 messages from whatever real MMSCs and VASPs send.
 
 Theory of operation: first find the SOAP part (bare XML, ``multipart/related`` with or
@@ -49,12 +50,13 @@ from protocol.messages import (
     UserAgentDateTime,
 )
 from protocol.values import read_bool, read_date, read_int
-from protocol.versions import closest_known, version_from_namespace
+from protocol.versions import LEGACY_VERSIONS, closest_known, version_from_namespace
 from protocol.xmlparse import (
     attribute,
     child_elements,
     find_child,
     find_child_ci,
+    is_element,
     local_name,
     namespace_of,
     parse_xml,
@@ -65,7 +67,11 @@ _ADDRESS_KINDS: Final = {kind.value: kind for kind in AddressKind}
 _ADDRESS_KINDS_CI: Final = {kind.value.lower(): kind for kind in AddressKind}
 _TYPES_CI: Final = {name.lower(): cls for name, cls in MESSAGE_TYPES.items()}
 #: Element names peers use in place of the schema's (besides case differences).
-_ELEMENT_ALIASES: Final = {"Recipients": "Recipient", "Recipient": "Recipients", "Date": "TimeStamp"}
+_ELEMENT_ALIASES: Final = {
+    "Recipients": "Recipient",
+    "Recipient": "Recipients",
+    "Date": "TimeStamp",
+}
 
 
 def decode_message(
@@ -189,7 +195,7 @@ def _locate(
     transaction = None
     if header is not None:
         transaction = next(
-            (e for e in header.iter() if isinstance(e.tag, str) and local_name(e) == "TransactionID"),
+            (e for e in header.iter() if is_element(e) and local_name(e) == "TransactionID"),
             None,
         )
     body = find_child(root, "Body")
@@ -218,6 +224,8 @@ def _locate(
 class _Reader:
     def __init__(self, leniencies: list[str]) -> None:
         self.leniencies = leniencies
+        #: REL-5-MM7-1-0/1-1, where SenderAddress is plain text by schema.
+        self.legacy = False
 
     def note(self, kind: str) -> None:
         self.leniencies.append(kind)
@@ -237,6 +245,7 @@ class _Reader:
                 raise UnknownMessageType(f"<{name}> is not an MM7 message")
             self.note("element_name_case")
         version = self._version(element, transaction)
+        self.legacy = closest_known(version) in LEGACY_VERSIONS
         values: dict[str, Any] = {"version": version, "attachments": attachments}
         if transaction is None:
             self.note("missing_transaction_id")
@@ -292,7 +301,9 @@ class _Reader:
                 if canonical is None or canonical not in table:
                     extensions.append(self._extension(child))
                     continue
-                self.note("element_name_case" if name.lower() == canonical.lower() else "element_alias")
+                self.note(
+                    "element_name_case" if name.lower() == canonical.lower() else "element_alias"
+                )
                 name = canonical
             attr, kind = table[name]
             if attr in values and kind is not Kind.STATUS:
@@ -341,6 +352,9 @@ class _Reader:
         value: Any
         if kind in (Kind.TEXT, Kind.VERSION):
             value = text_of(child)
+            if name == "MMStatus" and value and value.isdigit():
+                # Some MMSCs send a status code ("1000") instead of the enumeration.
+                self.note("numeric_mm_status")
         elif kind is Kind.BOOL:
             value = read_bool(text_of(child) or "", self.leniencies)
         elif kind is Kind.INT:
@@ -413,7 +427,7 @@ class _Reader:
     def _address(self, element: etree._Element) -> Address | None:
         target = None
         for candidate in element.iter():
-            if candidate is element or not isinstance(candidate.tag, str):
+            if candidate is element or not is_element(candidate):
                 continue
             name = local_name(candidate)
             if name in _ADDRESS_KINDS or name.lower() in _ADDRESS_KINDS_CI:
@@ -477,7 +491,13 @@ class _Reader:
         sender_address = None
         address_el = find_child_ci(element, "SenderAddress")
         if address_el is not None:
-            sender_address = self._address(address_el)
+            text = text_of(address_el) or ""
+            if self.legacy and text and not child_elements(address_el):
+                # xs:string in these schemas: text is the proper form, not a quirk.
+                kind = AddressKind.RFC2822 if "@" in text else AddressKind.NUMBER
+                sender_address = Address(value=text, kind=kind)
+            else:
+                sender_address = self._address(address_el)
         return SenderIdentification(
             vasp_id=text_of(find_child_ci(element, "VASPID")),
             vas_id=text_of(find_child_ci(element, "VASID")),

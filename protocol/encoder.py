@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Build MM7 SOAP envelopes (and SwA multipart bodies) that validate against a schema.
 
 Theory of operation: the target version's layout (``layouts.py``) decides which child
@@ -45,6 +46,10 @@ from protocol.versions import (
 )
 
 _NMTOKEN: Final = re.compile(r"^[\w.:-]+$")
+#: Elements typed ``xs:NMTOKEN`` (messageIDType/entityIDType) in REL-5-MM7-1-0/1-1.
+_LEGACY_NMTOKEN_ELEMENTS: Final = frozenset(
+    {"MessageID", "LinkedID", "ReplyChargingID", "MMSRelayServerID", "VASPID", "VASID"}
+)
 _BASE_FIELDS: Final = frozenset(
     {"transaction_id", "mm7_version", "version", "attachments", "extensions", "leniencies"}
 )
@@ -67,7 +72,12 @@ class _Builder:
         layout = LAYOUTS[self.version].get(tag)
         if layout is None:
             raise EncodeError(f"{tag} does not exist in MM7 schema {self.version}")
-        root = etree.Element(self.q + tag, nsmap={None: self.ns})
+        # The MM7 namespace is the default one, unless an unqualified extension must
+        # follow: libxml2 cannot undeclare a default namespace (no xmlns=""), so the
+        # extension would silently move into the MM7 namespace. Use a prefix then.
+        unqualified = any(ext.namespace is None for ext in msg.extensions)
+        nsmap = {"mm7": self.ns} if unqualified else {None: self.ns}
+        root = etree.Element(self.q + tag, nsmap=nsmap)  # type: ignore[dict-item]
         emitted: set[str] = set()
         for element, required in layout:
             attr, kind = type(msg).ELEMENTS[element]
@@ -116,7 +126,9 @@ class _Builder:
             return
         self._value(parent, element, kind, value, type(msg).TAG)
 
-    def _value(self, parent: etree._Element, element: str, kind: Kind, value: Any, tag: str) -> None:
+    def _value(
+        self, parent: etree._Element, element: str, kind: Kind, value: Any, tag: str
+    ) -> None:
         if kind is Kind.TEXT:
             self._text(parent, element, str(value))
         elif kind is Kind.BOOL:
@@ -146,6 +158,10 @@ class _Builder:
 
     # -- element renderers --------------------------------------------------------------
     def _text(self, parent: etree._Element, element: str, text: str) -> etree._Element:
+        if self.legacy and element in _LEGACY_NMTOKEN_ELEMENTS and not _NMTOKEN.match(text):
+            raise EncodeError(
+                f"{element} {text!r} is not an xs:NMTOKEN, as {self.version} requires"
+            )
         child = etree.SubElement(parent, self.q + element)
         child.text = text
         return child
@@ -337,10 +353,14 @@ def encode_message(
     if version not in LAYOUTS:
         raise UnsupportedVersion(f"unknown MM7 schema version {version!r}")
     if transfer_encoding not in ("binary", "base64"):
-        raise EncodeError(f"transfer_encoding must be 'binary' or 'base64', not {transfer_encoding!r}")
-    if msg.attachments and getattr(msg, "content", None) is None and "content" in {
-        f.name for f in dataclasses.fields(msg)
-    }:
+        raise EncodeError(
+            f"transfer_encoding must be 'binary' or 'base64', not {transfer_encoding!r}"
+        )
+    if (
+        msg.attachments
+        and getattr(msg, "content", None) is None
+        and "content" in {f.name for f in dataclasses.fields(msg)}
+    ):
         first = msg.attachments[0]
         if first.content_id is None:
             raise EncodeError("the first attachment needs a content_id for the Content href")

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Exception hierarchy of the MM7 codec.
 
 ``ProtocolError`` is the root. ``DecodeError`` means the peer sent something we cannot
@@ -32,43 +33,43 @@ class DecodeError(ProtocolError):
     status_code = 2007  # message format corrupt
 
 
-class MalformedXML(DecodeError):
+class MalformedXML(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The SOAP part is not well-formed XML (or uses DTDs/entities, which we refuse)."""
 
     status_code = 2007
 
 
-class MalformedMIME(DecodeError):
+class MalformedMIME(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The MIME framing cannot be parsed (no boundary found, truncated parts, ...)."""
 
     status_code = 2007
 
 
-class NotSOAP(DecodeError):
+class NotSOAP(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """Well-formed XML, but no SOAP Envelope/Body holding an MM7 message."""
 
     status_code = 2007
 
 
-class UnknownMessageType(DecodeError):
+class UnknownMessageType(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The SOAP Body holds an element that is not an MM7 message we know."""
 
     status_code = 4003  # unsupported operation
 
 
-class MissingElement(DecodeError):
+class MissingElement(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """A mandatory element that even a tolerant reader needs is absent."""
 
     status_code = 4004  # validation error
 
 
-class InvalidValue(DecodeError):
+class InvalidValue(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """An element holds a value that cannot be interpreted (e.g. a non-numeric StatusCode)."""
 
     status_code = 4004
 
 
-class TooLarge(DecodeError):
+class TooLarge(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The input exceeds a configured limit (body size, MIME parts, nesting, XML depth)."""
 
     status_code = 2007
@@ -86,7 +87,7 @@ class EncodeError(ProtocolError):
     status_code = 4004
 
 
-class UnsupportedVersion(EncodeError):
+class UnsupportedVersion(EncodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The requested MM7 schema version is not one we can emit."""
 
     status_code = 4002

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Resource limits applied while decoding untrusted MM7 input (like h11's buffer cap)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Plain data classes for every MM7 message (TS 23.140 §8.7, schemas REL-5-MM7-1-0 … REL-6-MM7-1-4).
 
 Class names are the MM7 element names; attribute names are the snake_case of the element
@@ -51,12 +52,24 @@ PRIORITIES: Final = ("Normal", "High", "Low")
 MESSAGE_CLASSES: Final = ("Personal", "Informational", "Advertisement", "Auto")
 CHARGED_PARTIES: Final = ("Sender", "Recipient", "Both", "Neither", "ThirdParty")
 CONTENT_CLASSES: Final = (
-    "text", "image-basic", "image-rich", "video-basic", "video-rich", "megapixel",
-    "content-basic", "content-rich",
+    "text",
+    "image-basic",
+    "image-rich",
+    "video-basic",
+    "video-rich",
+    "megapixel",
+    "content-basic",
+    "content-rich",
 )
 MM_DELIVERY_STATUSES: Final = (
-    "Expired", "Retrieved", "Rejected", "Indeterminate", "Forwarded", "Unrecognised",
-    "Deferred", "DeliveryConditionNotMet",
+    "Expired",
+    "Retrieved",
+    "Rejected",
+    "Indeterminate",
+    "Forwarded",
+    "Unrecognised",
+    "Deferred",
+    "DeliveryConditionNotMet",
 )
 MM_READ_STATUSES: Final = ("Indeterminate", "Read", "Deleted")
 MM_STATUS_EXTENSIONS: Final = ("RejectionByMMSRecipient", "RejectionByOtherRS")
@@ -550,10 +563,24 @@ class VASPErrorRsp(ErrorRsp):
 MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
     cls.TAG: cls
     for cls in (
-        SubmitReq, SubmitRsp, DeliverReq, DeliverRsp, CancelReq, CancelRsp, ReplaceReq,
-        ReplaceRsp, ExtendedCancelReq, ExtendedCancelRsp, ExtendedReplaceReq,
-        ExtendedReplaceRsp, DeliveryReportReq, DeliveryReportRsp, ReadReplyReq, ReadReplyRsp,
-        RSErrorRsp, VASPErrorRsp,
+        SubmitReq,
+        SubmitRsp,
+        DeliverReq,
+        DeliverRsp,
+        CancelReq,
+        CancelRsp,
+        ReplaceReq,
+        ReplaceRsp,
+        ExtendedCancelReq,
+        ExtendedCancelRsp,
+        ExtendedReplaceReq,
+        ExtendedReplaceRsp,
+        DeliveryReportReq,
+        DeliveryReportRsp,
+        ReadReplyReq,
+        ReadReplyRsp,
+        RSErrorRsp,
+        VASPErrorRsp,
     )
 }
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """SOAP with Attachments framing: tolerant ``multipart/related`` parsing and building.
 
 Theory of operation: we do not use the stdlib ``email`` parser because MMSCs break MIME
@@ -14,15 +15,15 @@ import binascii
 import quopri
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from protocol.errors import MalformedMIME, TooLarge
-from protocol.limits import Limits
+
+if TYPE_CHECKING:
+    from protocol.limits import Limits
 
 _HEADER_LINE: Final = re.compile(rb"^([A-Za-z0-9][A-Za-z0-9_-]*)[ \t]*:(.*)$")
-_PARAM: Final = re.compile(
-    r"""\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*(?:;|$)"""
-)
+_PARAM: Final = re.compile(r"""\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)\s*(?:;|$)""")
 
 
 @dataclass(slots=True)
@@ -223,9 +224,12 @@ def _decode_transfer(headers: dict[str, str], body: bytes, leniencies: list[str]
             return base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):
             leniencies.append("invalid_base64")
-            cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", compact)
-            cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
-            return base64.b64decode(cleaned)
+            # Keep the alphabet up to the first padding, then re-pad: dropping the
+            # padding and truncating to a multiple of 4 would lose the last bytes.
+            cleaned = re.sub(rb"[^A-Za-z0-9+/=]", b"", compact).split(b"=", 1)[0]
+            if len(cleaned) % 4 == 1:
+                cleaned = cleaned[:-1]
+            return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
     if encoding == "quoted-printable":
         return quopri.decodestring(body)
     if encoding not in ("", "7bit", "8bit", "binary"):

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """SOAP 1.1 envelope constants and the Fault code used for MM7 error responses."""
 
 from __future__ import annotations

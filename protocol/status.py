@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """MM7 request status codes (TS 23.140 §8.7.4, table 21) and their retry classes.
 
 Theory of operation: this is the one table that decides whether a status means success,

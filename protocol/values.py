@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Text <-> value conversions for MM7 element content (booleans, dates, integers).
 
 Readers are tolerant and report what they tolerated; writers emit the canonical XML
@@ -9,14 +10,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from protocol.messages import DateValue
+if TYPE_CHECKING:
+    from protocol.messages import DateValue
 
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
 _COMPACT_DATE: Final = re.compile(r"^\d{14}$")
-_DURATION: Final = re.compile(r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$")
+_DURATION: Final = re.compile(
+    r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+)
 
 
 def read_bool(text: str, leniencies: list[str]) -> bool | None:

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Hardened XML parsing for untrusted MM7 input, and namespace-agnostic helpers.
 
 Theory of operation: MM7 peers send SOAP from every era of XML tooling, so we match
@@ -10,15 +11,18 @@ itself never loads DTDs, resolves entities or touches the network.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from lxml import etree
 
 from protocol.errors import MalformedXML, TooLarge
-from protocol.limits import Limits
+
+if TYPE_CHECKING:
+    from protocol.limits import Limits
 
 _DOCTYPE: Final = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _XML_DECL: Final = re.compile(rb"^\s*<\?xml[^>]*?\?>", re.IGNORECASE)
+_ENVELOPE_END: Final = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?Envelope\s*>")
 _DECL_ENCODING: Final = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 
 #: Charset names MMSCs use for Korean text; cp949 is the superset that decodes them all.
@@ -89,16 +93,18 @@ def parse_xml(data: bytes, limits: Limits, leniencies: list[str]) -> etree._Elem
 def _reparse_without_trailer(
     data: bytes, first_error: etree.XMLSyntaxError, leniencies: list[str]
 ) -> etree._Element:
-    """Drop junk after the root element's end tag (seen after ``</env:Envelope>``)."""
-    end = data.rfind(b"Envelope>")
-    if end > 0:
+    """Drop junk after the root element's end tag (seen after ``</env:Envelope>``).
+
+    The *first* Envelope end tag closes the document: one capture repeats a fragment of
+    the body after it, so cutting at the last one would keep the junk.
+    """
+    for match in _ENVELOPE_END.finditer(data):
         try:
-            root = etree.fromstring(data[: end + len(b"Envelope>")], _parser())
+            root = etree.fromstring(data[: match.end()], _parser())
         except etree.XMLSyntaxError:
-            pass
-        else:
-            leniencies.append("trailing_garbage")
-            return root
+            continue
+        leniencies.append("trailing_garbage")
+        return root
     raise MalformedXML(f"SOAP part is not well-formed XML: {first_error}") from first_error
 
 
@@ -155,27 +161,34 @@ def _check_depth(root: etree._Element, max_depth: int) -> None:
 
 
 def local_name(element: etree._Element) -> str:
-    tag = element.tag
+    # lxml-stubs say ``str``, but comments, PIs and entities carry a function as tag.
+    tag: object = element.tag
     if not isinstance(tag, str):
         return ""
     return tag.rsplit("}", 1)[-1]
 
 
 def namespace_of(element: etree._Element) -> str | None:
-    tag = element.tag
+    tag: object = element.tag
     if isinstance(tag, str) and tag.startswith("{"):
         return tag[1:].split("}", 1)[0]
     return None
 
 
+def is_element(node: etree._Element) -> bool:
+    """True for a real element (not a comment, PI or entity node)."""
+    tag: object = node.tag
+    return isinstance(tag, str)
+
+
 def child_elements(element: etree._Element) -> list[etree._Element]:
-    return [child for child in element if isinstance(child.tag, str)]
+    return [child for child in element if is_element(child)]
 
 
 def find_child(element: etree._Element, name: str) -> etree._Element | None:
     """First child element with this local name, whatever its namespace."""
     for child in element:
-        if isinstance(child.tag, str) and local_name(child) == name:
+        if is_element(child) and local_name(child) == name:
             return child
     return None
 
@@ -184,7 +197,7 @@ def find_child_ci(element: etree._Element, name: str) -> etree._Element | None:
     """Like ``find_child`` but ignoring case (``faultcode`` vs ``FaultCode``)."""
     lowered = name.lower()
     for child in element:
-        if isinstance(child.tag, str) and local_name(child).lower() == lowered:
+        if is_element(child) and local_name(child).lower() == lowered:
             return child
     return None
 
@@ -193,7 +206,7 @@ def text_of(element: etree._Element | None) -> str | None:
     """Text content of an element, stripped; ``""`` for an empty element."""
     if element is None:
         return None
-    return "".join(element.itertext()).strip()
+    return "".join(str(t) for t in element.itertext()).strip()
 
 
 def attribute(element: etree._Element, name: str) -> str | None:

@@ -45,7 +45,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                 )
             else:
                 raise
-        except Exception:  # noqa: BLE001 - the outermost boundary: never leak internals
+        except Exception:
             log.exception("unhandled error in API handler")
             response = web.json_response(
                 {"error": {"code": "internal_error", "message": "internal error", "field": None}},
@@ -55,7 +55,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return response
 
 
-def auth_middleware(keys: dict[str, str], public_prefixes: tuple[str, ...]) -> Callable[..., object]:
+def auth_middleware(
+    keys: dict[str, str], public_prefixes: tuple[str, ...]
+) -> Callable[..., object]:
     """Bearer API keys, compared in constant time; ``keys`` maps key -> key name."""
     encoded = [(key.encode(), name) for key, name in keys.items()]
 

@@ -48,7 +48,9 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
             try:
                 message = json.loads(data)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValidationError(f"malformed JSON in the message field: {exc}", field="message") from None
+                raise ValidationError(
+                    f"malformed JSON in the message field: {exc}", field="message"
+                ) from None
         elif part.name:
             files[part.name] = (part.headers.get("Content-Type"), bytes(data))
     if message is None:
@@ -69,12 +71,13 @@ async def post_message(request: web.Request) -> web.Response:
         body = await _read_json(request)
     else:
         raise ValidationError(
-            "Content-Type must be application/json or multipart/form-data", code="unsupported_content_type"
+            "Content-Type must be application/json or multipart/form-data",
+            code="unsupported_content_type",
         )
     submit = parse_submit(body, max_recipients=request.app[MAX_RECIPIENTS], file_parts=files)
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
-        raise ValidationError("Idempotency-Key must be 1–200 characters", field="Idempotency-Key")
+        raise ValidationError("Idempotency-Key must be 1-200 characters", field="Idempotency-Key")
     fingerprint = request_fingerprint(
         body, [hashlib.sha256(data).hexdigest() for _, data in files.values()]
     )

@@ -18,8 +18,19 @@ _SHORT_CODE: Final = re.compile(r"^\d{3,8}$")
 _PRIORITIES: Final = {"normal": "Normal", "high": "High", "low": "Low"}
 _FIELDS: Final = frozenset(
     {
-        "to", "from", "subject", "text", "media", "route", "delivery_report", "read_report",
-        "priority", "send_at", "expires_at", "callback_url", "client_ref",
+        "to",
+        "from",
+        "subject",
+        "text",
+        "media",
+        "route",
+        "delivery_report",
+        "read_report",
+        "priority",
+        "send_at",
+        "expires_at",
+        "callback_url",
+        "client_ref",
     }
 )
 
@@ -56,7 +67,9 @@ class SubmitRequest:
 def normalise_number(raw: object, field_name: str = "to") -> str:
     """Validate an E.164 number (``+`` and country code required) and normalise it."""
     if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("phone numbers must be non-empty strings", field=field_name, code="invalid_number")
+        raise ValidationError(
+            "phone numbers must be non-empty strings", field=field_name, code="invalid_number"
+        )
     text = raw.strip()
     if not text.startswith("+"):
         raise ValidationError(
@@ -67,26 +80,32 @@ def normalise_number(raw: object, field_name: str = "to") -> str:
     try:
         parsed = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException:
-        raise ValidationError(f"{_mask(text)} is not a phone number", field=field_name, code="invalid_number") from None
+        raise ValidationError(
+            f"{_mask(text)} is not a phone number", field=field_name, code="invalid_number"
+        ) from None
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(f"{_mask(text)} is not a valid phone number", field=field_name, code="invalid_number")
+        raise ValidationError(
+            f"{_mask(text)} is not a valid phone number", field=field_name, code="invalid_number"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _mask(number: str) -> str:
-    return number[:3] + "…" + number[-4:] if len(number) > 7 else "…"
+    return number[:3] + "..." + number[-4:] if len(number) > 7 else "..."
 
 
 def normalise_sender(raw: object) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError("from must be a non-empty string", field="from", code="invalid_sender")
+        raise ValidationError(
+            "from must be a non-empty string", field="from", code="invalid_sender"
+        )
     text = raw.strip()
     if text.startswith("+"):
         return normalise_number(text, "from")
     if _SHORT_CODE.match(text) or _ALNUM_SENDER.match(text):
         return text
     raise ValidationError(
-        "from must be a short code (3–8 digits), an E.164 long code or an alphanumeric id (≤ 11 chars)",
+        "from must be a short code (3-8 digits), an E.164 long code or an alphanumeric id (up to 11 chars)",
         field="from",
         code="invalid_sender",
     )
@@ -151,11 +170,15 @@ def _media(raw: object, file_parts: dict[str, tuple[str | None, bytes]]) -> tupl
             try:
                 data = base64.b64decode(str(item["data"]), validate=True)
             except (binascii.Error, ValueError):
-                raise ValidationError(f"{where}.data is not valid base64", field=f"{where}.data") from None
+                raise ValidationError(
+                    f"{where}.data is not valid base64", field=f"{where}.data"
+                ) from None
             content_type = item.get("content_type")
             if content_type is not None and not isinstance(content_type, str):
                 raise ValidationError(f"{where}.content_type must be a string", field=where)
-            items.append(MediaInput(index, content_type=content_type, data=data, name=item.get("name")))
+            items.append(
+                MediaInput(index, content_type=content_type, data=data, name=item.get("name"))
+            )
         elif "part" in item and item["part"] in file_parts:
             content_type, data = file_parts[item["part"]]
             items.append(MediaInput(index, content_type=content_type, data=data, name=item["part"]))
@@ -176,7 +199,9 @@ def parse_submit(
         raise ValidationError("the request body must be a JSON object")
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
+        raise ValidationError(
+            f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field"
+        )
     raw_to = body.get("to")
     if raw_to is None:
         raise ValidationError("to is required", field="to")
@@ -185,7 +210,9 @@ def parse_submit(
         raise ValidationError("to must be a number or a non-empty list of numbers", field="to")
     if len(numbers) > max_recipients:
         raise ValidationError(
-            f"at most {max_recipients} recipients per message", field="to", code="too_many_recipients"
+            f"at most {max_recipients} recipients per message",
+            field="to",
+            code="too_many_recipients",
         )
     to = tuple(dict.fromkeys(normalise_number(n, f"to[{i}]") for i, n in enumerate(numbers)))
     priority = body.get("priority")
@@ -208,11 +235,15 @@ def parse_submit(
         priority=priority,
         send_at=_timestamp(body["send_at"], "send_at") if body.get("send_at") is not None else None,
         expires_at=(
-            _timestamp(body["expires_at"], "expires_at") if body.get("expires_at") is not None else None
+            _timestamp(body["expires_at"], "expires_at")
+            if body.get("expires_at") is not None
+            else None
         ),
         callback_url=callback_url,
         client_ref=_optional_str(body, "client_ref", 128),
     )
     if not request.text and not request.media and not request.subject:
-        raise ValidationError("a message needs text, subject or media", field="text", code="empty_message")
+        raise ValidationError(
+            "a message needs text, subject or media", field="text", code="empty_message"
+        )
     return request

@@ -73,6 +73,97 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX batches_message ON batches (message_id)",
         ),
     ),
+    (
+        2,
+        "callbacks: delivery reports, inbound messages, webhook outbox, suppressions",
+        (
+            # Every DeliveryReportReq/ReadReplyReq we answered, matched or not (issue 5).
+            """CREATE TABLE delivery_reports (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL,
+                mmsc TEXT NOT NULL,
+                dedupe_key TEXT NOT NULL UNIQUE,
+                mm7_message_id TEXT,
+                recipient TEXT,
+                sender TEXT,
+                mm_status TEXT,
+                mm_status_extension TEXT,
+                status_text TEXT,
+                mapped_state TEXT,
+                report_at REAL NOT NULL,
+                received_at REAL NOT NULL,
+                transaction_id TEXT,
+                message_id TEXT,
+                recipient_idx INTEGER,
+                outcome TEXT NOT NULL
+            )""",
+            "CREATE INDEX delivery_reports_mm7_id ON delivery_reports (mm7_message_id, outcome)",
+            "CREATE INDEX delivery_reports_recipient ON delivery_reports "
+            "(message_id, recipient_idx, outcome)",
+            """CREATE TABLE inbound_messages (
+                id TEXT PRIMARY KEY,
+                mmsc TEXT NOT NULL,
+                dedupe_key TEXT NOT NULL UNIQUE,
+                api_key TEXT,
+                sender TEXT,
+                recipient TEXT,
+                recipients_json TEXT NOT NULL,
+                subject TEXT,
+                body_text TEXT,
+                linked_id TEXT,
+                transaction_id TEXT,
+                optout TEXT,
+                sent_at REAL,
+                received_at REAL NOT NULL
+            )""",
+            "CREATE INDEX inbound_messages_received ON inbound_messages (received_at, id)",
+            """CREATE TABLE inbound_parts (
+                inbound_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                content_type TEXT NOT NULL,
+                sha256 TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                content_id TEXT,
+                content_location TEXT,
+                charset TEXT,
+                body_text TEXT,
+                PRIMARY KEY (inbound_id, idx)
+            )""",
+            "CREATE INDEX inbound_parts_sha256 ON inbound_parts (sha256)",
+            # Webhook events, written in the transaction that caused them (transactional
+            # outbox); ``stream`` orders the events of one message.
+            """CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                event_id TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL,
+                stream TEXT NOT NULL,
+                api_key TEXT,
+                url TEXT NOT NULL,
+                body TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
+            "CREATE INDEX outbox_stream ON outbox (stream, state, id)",
+            # Default webhook URL per API key, copied from the config at every start so the
+            # store thread can address events without reaching into the config.
+            """CREATE TABLE webhook_targets (
+                api_key TEXT PRIMARY KEY,
+                url TEXT NOT NULL
+            )""",
+            """CREATE TABLE suppressions (
+                number TEXT NOT NULL,
+                short_code TEXT NOT NULL,
+                keyword TEXT,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (number, short_code)
+            )""",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

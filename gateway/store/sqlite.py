@@ -140,7 +140,13 @@ class SqliteStore:
                     conn.execute("SAVEPOINT op")
                 try:
                     value = op.fn(conn)
-                except (sqlite3.Error, StoreError, IdempotencyConflict, ValueError, KeyError) as exc:
+                except (
+                    sqlite3.Error,
+                    StoreError,
+                    IdempotencyConflict,
+                    ValueError,
+                    KeyError,
+                ) as exc:
                     if op.write:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
@@ -240,7 +246,9 @@ class SqliteStore:
 
     async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> None:
         await self.write(
-            lambda conn: _finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
+            lambda conn: _finish_batch(
+                conn, batch_id, "submitted", "submitted", None, now, mm7_message_id
+            )
         )
 
     async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None:
@@ -283,7 +291,9 @@ class SqliteStore:
         return await self.write(lambda conn: _cancel_message(conn, message_id, now))
 
     async def mark_batch_canceled(self, batch_id: int, now: float) -> None:
-        await self.write(lambda conn: _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None))
+        await self.write(
+            lambda conn: _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)
+        )
 
 
 # -- SQL operations (run on the store thread) -------------------------------------------------
@@ -339,11 +349,27 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
         "request_hash, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
         "send_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
         (
-            new.id, new.api_key, new.route, new.sender, new.subject, new.text,
-            _parts_to_json(new.parts), new.priority, int(new.delivery_report),
-            int(new.read_report), new.callback_url, new.client_ref, new.idempotency_key,
-            new.request_hash, new.fallback, new.original_bytes, new.adapted_bytes,
-            new.created_at, new.created_at, new.send_at, new.expires_at,
+            new.id,
+            new.api_key,
+            new.route,
+            new.sender,
+            new.subject,
+            new.text,
+            _parts_to_json(new.parts),
+            new.priority,
+            int(new.delivery_report),
+            int(new.read_report),
+            new.callback_url,
+            new.client_ref,
+            new.idempotency_key,
+            new.request_hash,
+            new.fallback,
+            new.original_bytes,
+            new.adapted_bytes,
+            new.created_at,
+            new.created_at,
+            new.send_at,
+            new.expires_at,
         ),
     )
     recipient_rows = []
@@ -405,13 +431,31 @@ def _load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | 
         )
     )
     return MessageRecord(
-        id=row[0], api_key=row[1], route=row[2], status=row[3], sender=row[4], subject=row[5],
-        text=row[6], parts=_parts_from_json(row[7]), priority=row[8],
-        delivery_report=bool(row[9]), read_report=bool(row[10]), callback_url=row[11],
-        client_ref=row[12], idempotency_key=row[13], request_hash=row[14], fallback=row[15],
-        original_bytes=row[16], adapted_bytes=row[17], attempts=int(row[18]), last_error=row[19],
-        created_at=float(row[20]), updated_at=float(row[21]), send_at=float(row[22]),
-        expires_at=float(row[23]), recipients=recipients,
+        id=row[0],
+        api_key=row[1],
+        route=row[2],
+        status=row[3],
+        sender=row[4],
+        subject=row[5],
+        text=row[6],
+        parts=_parts_from_json(row[7]),
+        priority=row[8],
+        delivery_report=bool(row[9]),
+        read_report=bool(row[10]),
+        callback_url=row[11],
+        client_ref=row[12],
+        idempotency_key=row[13],
+        request_hash=row[14],
+        fallback=row[15],
+        original_bytes=row[16],
+        adapted_bytes=row[17],
+        attempts=int(row[18]),
+        last_error=row[19],
+        created_at=float(row[20]),
+        updated_at=float(row[21]),
+        send_at=float(row[22]),
+        expires_at=float(row[23]),
+        recipients=recipients,
     )
 
 
@@ -438,8 +482,12 @@ def _claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> 
         )
         batches.append(
             Batch(
-                id=int(batch_id), message_id=message_id, route=route, attempts=int(attempts) + 1,
-                recipients=recipients, expires_at=float(expires_at),
+                id=int(batch_id),
+                message_id=message_id,
+                route=route,
+                attempts=int(attempts) + 1,
+                recipients=recipients,
+                expires_at=float(expires_at),
                 # A fresh TransactionID per attempt would defeat duplicate detection at
                 # MMSCs that use it; keep the batch's own for every retry.
                 transaction_id=transaction_id,
@@ -454,7 +502,8 @@ def _claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> 
 
 def _refresh_message_status(conn: sqlite3.Connection, message_id: str, now: float) -> str:
     statuses = [
-        r[0] for r in conn.execute("SELECT status FROM recipients WHERE message_id = ?", (message_id,))
+        r[0]
+        for r in conn.execute("SELECT status FROM recipients WHERE message_id = ?", (message_id,))
     ]
     status = aggregate_status(statuses)
     conn.execute(
@@ -485,14 +534,17 @@ def _finish_batch(
     conn.execute(
         "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
         "error = COALESCE(?, error), updated_at = ? "
-        f"WHERE batch_id = ? AND status NOT IN ({placeholders})",  # noqa: S608 - placeholders only
+        f"WHERE batch_id = ? AND status NOT IN ({placeholders})",
         (recipient_state, mm7_message_id, error, now, batch_id, *final),
     )
     if error is not None:
-        conn.execute(
-            "UPDATE messages SET last_error = ? WHERE id = ?", (error, row[0])
-        )
+        conn.execute("UPDATE messages SET last_error = ? WHERE id = ?", (error, row[0]))
     _refresh_message_status(conn, row[0], now)
+    # Issue 5: the message.status webhook event is written in this same transaction, so a
+    # state change and its event commit together and in order (transactional outbox).
+    from gateway.callbacks.sql import batch_status_changed  # noqa: PLC0415 - store loads first
+
+    batch_status_changed(conn, row[0], batch_id, recipient_state, now)
 
 
 def _cancel_message(

@@ -1,0 +1,98 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
+"""REST routes of the callbacks: inbound messages, signed media, webhook dead letters.
+
+``/v1/inbound`` and ``/v1/webhooks/dead-letters`` sit behind the Bearer middleware;
+``/v1/media/{id}`` does not (the API's auth middleware lets ``/v1/media/`` through) and
+is authorised by its ``exp``/``sig`` query instead, so links can be handed to browsers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.api.middleware import API_KEY_NAME
+from gateway.callbacks import sql
+from gateway.callbacks.signing import verify_media
+from gateway.errors import ForbiddenError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gateway.callbacks.inbound import InboundService
+    from gateway.media_store import MediaStore
+    from gateway.store import SqliteStore
+
+_MAX_PAGE = 100
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
+        raise ValidationError(f"limit must be 1-{_MAX_PAGE}", field="limit")
+    return int(raw)
+
+
+class CallbackRoutes:
+    def __init__(
+        self,
+        store: SqliteStore,
+        media_store: MediaStore,
+        inbound: InboundService,
+        signing_key: Callable[[], bytes],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.media_store = media_store
+        self.inbound = inbound
+        self.signing_key = signing_key
+        self.clock = clock
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/inbound", self.list_inbound)
+        app.router.add_get("/v1/inbound/{id}", self.get_inbound)
+        app.router.add_get("/v1/media/{id}", self.get_media)
+        app.router.add_get("/v1/webhooks/dead-letters", self.dead_letters)
+
+    async def list_inbound(self, request: web.Request) -> web.Response:
+        api_key = request[API_KEY_NAME]
+        limit = _limit(request)
+        before = request.query.get("before")
+        rows = await self.store.read(lambda c: sql.list_inbound(c, api_key, limit, before))
+        now = self.clock()
+        data = [self.inbound.resource(row, now) for row in rows]
+        next_cursor = data[-1]["id"] if len(data) == limit else None
+        return web.json_response({"data": data, "next_before": next_cursor})
+
+    async def get_inbound(self, request: web.Request) -> web.Response:
+        inbound_id = request.match_info["id"]
+        row = await self.store.read(lambda c: sql.get_inbound(c, inbound_id))
+        if row is None or row["api_key"] not in (None, request[API_KEY_NAME]):
+            raise NotFoundError(f"no inbound message {inbound_id}")
+        return web.json_response(self.inbound.resource(row, self.clock()))
+
+    async def get_media(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["id"]
+        expires = request.query.get("exp", "")
+        signature = request.query.get("sig", "")
+        if not verify_media(self.signing_key(), media_id, expires, signature, now=self.clock()):
+            raise ForbiddenError(
+                "the media link is invalid or has expired", code="invalid_media_signature"
+            )
+        content_type = await self.store.read(lambda c: sql.media_type_of(c, media_id))
+        data = await self.media_store.get(media_id)  # NotFoundError for bad ids/missing files
+        return web.Response(
+            body=data,
+            headers={
+                "Content-Type": content_type or "application/octet-stream",
+                "Cache-Control": "private, max-age=300",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        api_key = request[API_KEY_NAME]
+        limit = _limit(request)
+        rows = await self.store.read(lambda c: sql.dead_letters(c, api_key, limit))
+        return web.json_response({"data": rows})

@@ -1,0 +1,171 @@
+import asyncio
+import sqlite3
+
+import pytest
+
+from gateway.errors import IdempotencyConflict
+from gateway.store import NewMessage, PartRef, SqliteStore
+from gateway.store.migrations import CURRENT_VERSION
+from gateway.store.sqlite import aggregate_status
+
+
+def new_message(
+    mid: str,
+    recipients=("+12025550101",),
+    *,
+    routes=None,
+    batch=1,
+    key=None,
+    digest="h1",
+    send_at=100.0,
+):
+    return NewMessage(
+        id=mid,
+        api_key="k",
+        route="r1",
+        recipients=tuple(recipients),
+        recipient_routes=tuple(routes or ["r1"] * len(recipients)),
+        sender="12345",
+        subject="s",
+        text="t",
+        parts=(PartRef(content_type="image/jpeg", sha256="a" * 64, size=3, content_id="media0"),),
+        batch_sizes={"r1": batch, "r2": batch},
+        created_at=100.0,
+        send_at=send_at,
+        expires_at=1000.0,
+        idempotency_key=key,
+        request_hash=digest,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = SqliteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_schema_and_wal(store, tmp_path):
+    assert store.schema_version == CURRENT_VERSION
+    conn = sqlite3.connect(tmp_path / "db.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, CURRENT_VERSION + 1))
+
+
+async def test_create_and_batching(store):
+    record, created = await store.create_message(
+        new_message("m1", [f"+1202555010{i}" for i in range(5)], batch=2)
+    )
+    assert created and record.status == "queued" and len(record.recipients) == 5
+    assert await store.queue_depths() == {"r1": 3}
+    batches = await store.claim_due("r1", 200.0, 10)
+    assert [len(b.recipients) for b in batches] == [2, 2, 1]
+    assert all(b.attempts == 1 for b in batches)
+    # Claimed batches are not claimed twice.
+    assert await store.claim_due("r1", 200.0, 10) == []
+
+
+async def test_batches_never_mix_routes(store):
+    await store.create_message(
+        new_message(
+            "m1",
+            ["+12025550101", "+447400123456", "+12025550102"],
+            routes=["r1", "r2", "r1"],
+            batch=5,
+        )
+    )
+    r1 = await store.claim_due("r1", 200.0, 10)
+    r2 = await store.claim_due("r2", 200.0, 10)
+    assert [b.recipients for b in r1] == [("+12025550101", "+12025550102")]
+    assert [b.recipients for b in r2] == [("+447400123456",)]
+
+
+async def test_not_due_before_send_at(store):
+    await store.create_message(new_message("m1", send_at=500.0))
+    assert await store.claim_due("r1", 200.0, 10) == []
+    assert await store.next_due_at("r1") == 500.0
+    assert len(await store.claim_due("r1", 500.0, 10)) == 1
+
+
+async def test_submitted_failed_and_status(store):
+    await store.create_message(new_message("m1", ["+12025550101", "+12025550102"], batch=1))
+    b1, b2 = await store.claim_due("r1", 200.0, 10)
+    await store.mark_submitted(b1.id, "MMSC-1", 201.0)
+    record = await store.get_message("m1")
+    assert record.status == "queued"
+    assert (
+        record.recipients[0].status == "submitted"
+        and record.recipients[0].mm7_message_id == "MMSC-1"
+    )
+    await store.mark_failed(b2.id, "rejected", "status 2002 Address Error", 202.0)
+    record = await store.get_message("m1")
+    assert record.status == "submitted"
+    assert record.recipients[1].status == "rejected"
+    assert record.last_error == "status 2002 Address Error"
+    assert await store.queue_depths() == {}
+
+
+async def test_retry_reschedules(store):
+    await store.create_message(new_message("m1"))
+    (batch,) = await store.claim_due("r1", 200.0, 10)
+    await store.mark_retry(batch.id, 260.0, "HTTP 500", 200.0)
+    assert await store.claim_due("r1", 259.0, 10) == []
+    (again,) = await store.claim_due("r1", 260.0, 10)
+    assert again.id == batch.id and again.attempts == 2
+    assert again.transaction_id == batch.transaction_id
+
+
+async def test_crash_recovery_requeues_in_flight(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    first = SqliteStore(path)
+    await first.open()
+    await first.create_message(new_message("m1"))
+    assert len(await first.claim_due("r1", 200.0, 10)) == 1
+    await first.close()  # as if the process died with the batch in flight
+    second = SqliteStore(path)
+    await second.open()
+    assert await second.requeue_in_flight(300.0) == 1
+    assert len(await second.claim_due("r1", 300.0, 10)) == 1
+    await second.close()
+
+
+async def test_idempotency(store):
+    first, created = await store.create_message(new_message("m1", key="abc", digest="h1"))
+    again, created_again = await store.create_message(new_message("m2", key="abc", digest="h1"))
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(IdempotencyConflict):
+        await store.create_message(new_message("m3", key="abc", digest="other"))
+    assert await store.get_message("m3") is None
+
+
+async def test_failed_op_does_not_undo_its_group(store):
+    """Ops committed together: one failing (idempotency conflict) leaves the others intact."""
+    await store.create_message(new_message("m0", key="dup", digest="h1"))
+    results = await asyncio.gather(
+        *(store.create_message(new_message(f"m{i}")) for i in range(1, 40)),
+        store.create_message(new_message("bad", key="dup", digest="different")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[-1], IdempotencyConflict)
+    for i in range(1, 40):
+        assert (await store.get_message(f"m{i}")) is not None
+
+
+async def test_cancel(store):
+    await store.create_message(new_message("m1", ["+12025550101", "+12025550102"], batch=1))
+    (b1,) = await store.claim_due("r1", 200.0, 1)
+    await store.mark_submitted(b1.id, "MMSC-1", 201.0)
+    submitted, found = await store.cancel_message("m1", 202.0)
+    assert found and submitted == [(b1.id, "r1", "MMSC-1")]
+    record = await store.get_message("m1")
+    assert [r.status for r in record.recipients] == ["submitted", "canceled"]
+    assert await store.cancel_message("nope", 1.0) == ([], False)
+
+
+def test_aggregate_status():
+    assert aggregate_status(["queued", "submitted"]) == "queued"
+    assert aggregate_status(["submitted", "delivered"]) == "submitted"
+    assert aggregate_status(["delivered", "failed"]) == "delivered"
+    assert aggregate_status(["expired", "expired"]) == "expired"
