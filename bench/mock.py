@@ -138,7 +138,9 @@ async def drive(url: str, content_type: str, body: bytes, seconds: float, n: int
     return done
 
 
-def measure(cmd: list[str], port: int, body: tuple[str, bytes], args: argparse.Namespace) -> dict[str, float]:
+def measure(
+    cmd: list[str], port: int, body: tuple[str, bytes], args: argparse.Namespace
+) -> dict[str, float]:
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_listening(port, proc)
@@ -171,7 +173,9 @@ def main() -> int:
         run_raw_server(args.raw_server)
         return 0
     body = submit_body()
-    print(f"SubmitReq body: {len(body[1])} bytes; {args.concurrency} clients, {args.seconds} s each")
+    print(
+        f"SubmitReq body: {len(body[1])} bytes; {args.concurrency} clients, {args.seconds} s each"
+    )
     port = free_port()
     mock = measure(
         [sys.executable, "-m", "gateway", "mock-mmsc", "--listen", f"127.0.0.1:{port}"],

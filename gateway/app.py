@@ -24,6 +24,7 @@ from gateway import __version__
 from gateway.api.middleware import auth_middleware, errors_middleware
 from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS, add_routes
 from gateway.callbacks import build_callbacks
+from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
 from gateway.dispatcher import MediaCache, RouteSettings, RouteWorker
 from gateway.media_fetch import FetchPolicy
@@ -146,6 +147,11 @@ class Gateway:
                     max_recipients_per_submit=m.max_recipients_per_submit,
                     default_validity_seconds=m.retry.default_validity_seconds,
                     transfer_encoding=m.transfer_encoding,
+                    mms=m.mms,
+                    media_policy=m.media_policy,
+                    max_image_pixels=m.max_image_pixels,
+                    allowed_types=frozenset(m.allowed_types) if m.allowed_types else None,
+                    sender=m.sender,
                 )
                 for m in config.mmsc
             },
@@ -159,6 +165,8 @@ class Gateway:
                 allow_private=config.gateway.allow_private_media_urls,
             ),
             clock=clock,
+            on_media_action=self._media_action,
+            link_for=self._media_link,
         )
         self.api_app = self._build_api_app()
         self.mm7_app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -183,6 +191,18 @@ class Gateway:
         app[MAX_BODY] = self.config.gateway.max_body_bytes
         add_routes(app)
         return app
+
+    def _media_action(self, action: str) -> None:
+        label = {"first_frame": "adapted", "generated": None, "too_large": "rejected"}.get(
+            action, action
+        )
+        if label is not None:
+            self.metrics.media_adaptations_total.labels(result=label).inc()
+
+    def _media_link(self, sha256: str) -> str:
+        """A signed, expiring public URL for stored media (link fallback)."""
+        expires = int(self.clock() + self.config.gateway.media_url_ttl_seconds)
+        return media_url(self.callbacks.base_url(), self.callbacks.key(), sha256, expires)
 
     def _wake(self, route: str) -> None:
         worker = self.workers.get(route)

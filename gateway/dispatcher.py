@@ -79,7 +79,9 @@ def build_submit(
     route: RouteSettings, message: MessageRecord, batch: Batch, media: dict[str, bytes]
 ) -> SubmitReq:
     parts: list[Attachment] = []
-    if message.text:
+    # With media, the text is one of the stored parts (the SMIL refers to it); a text-only
+    # message (or a link fallback) carries its text here.
+    if message.text and not message.parts:
         parts.append(
             Attachment(
                 content_type="text/plain; charset=utf-8",
@@ -209,9 +211,10 @@ class RouteWorker:
             self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
 
     async def _idle(self) -> None:
+        # Clear before reading: a wake that arrives during the read is then not lost.
+        self.wake_event.clear()
         next_due = await self.store.next_due_at(self.route.name)
         timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
-        self.wake_event.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
 

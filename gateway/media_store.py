@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Final
 
@@ -36,11 +37,13 @@ class MediaStore:
             return digest
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{digest}.{os.getpid()}.tmp")
+            tmp = path.with_name(f".{digest}.{uuid.uuid4().hex}.tmp")
             with tmp.open("wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            # Concurrent puts of the same bytes each use their own temporary file; the
+            # last rename wins and every content is identical.
             tmp.replace(path)
             dir_fd = os.open(path.parent, os.O_RDONLY)
             try:

@@ -8,6 +8,7 @@ dispatcher classifies. Bodies are passed as bytes so aiohttp always sends a
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from dataclasses import dataclass
@@ -68,17 +69,18 @@ class MmscClient:
             ssl=make_ssl_context(self.settings),
             keepalive_timeout=60,
         )
-        auth = None
+        headers = {"SOAPAction": '""'}
         if self.settings.username is not None:
-            auth = aiohttp.BasicAuth(self.settings.username, self.settings.password or "")
+            # Built by hand: aiohttp.BasicAuth is deprecated in recent aiohttp releases.
+            token = f"{self.settings.username}:{self.settings.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
         self._session = aiohttp.ClientSession(
             connector=connector,
-            auth=auth,
             timeout=aiohttp.ClientTimeout(
                 total=self.settings.timeout_seconds,
                 sock_connect=self.settings.connect_timeout_seconds,
             ),
-            headers={"SOAPAction": '""'},
+            headers=headers,
         )
 
     async def close(self) -> None:

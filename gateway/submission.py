@@ -7,17 +7,28 @@ transaction, and only then is the client answered and the dispatcher woken.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 
 from gateway.api.schemas import MediaInput, SubmitRequest
-from gateway.errors import Backpressure, NotFoundError, PayloadTooLarge, ValidationError
+from gateway.errors import (
+    Backpressure,
+    ForbiddenError,
+    NotFoundError,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    ValidationError,
+)
+from gateway.media import MediaError as PipelineMediaError
+from gateway.media import MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media_fetch import FetchPolicy, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
@@ -26,13 +37,6 @@ from gateway.store import MessageRecord, NewMessage, PartRef, SqliteStore
 #: Bytes the SOAP envelope and MIME framing add around the content (measured: ~1.2 KB).
 ENVELOPE_OVERHEAD = 2048
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"#!AMR", "audio/amr"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +44,23 @@ class RouteLimits:
     max_message_bytes: int
     max_recipients_per_submit: int
     default_validity_seconds: float
-    transfer_encoding: str = "binary"
+    transfer_encoding: Literal["binary", "base64"] = "binary"
+    mms: bool = True
+    media_policy: Literal["adapt", "link", "reject"] = "adapt"
+    max_image_pixels: int | None = None
+    allowed_types: frozenset[str] | None = None
+    sender: str | None = None
 
 
-def sniff_type(data: bytes, declared: str | None) -> str | None:
-    for magic, media_type in _MAGIC:
-        if data.startswith(magic):
-            return media_type
-    return declared
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What will be sent: content parts (text, SMIL, media) or text only."""
+
+    parts: list[MediaPart]
+    text: str | None
+    original: int
+    adapted: int
+    fallback: str | None
 
 
 class QueueGauge:
@@ -82,6 +95,8 @@ class SubmissionService:
         fetch_policy: FetchPolicy,
         http: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
+        on_media_action: Callable[[str], None] = lambda _action: None,
+        link_for: Callable[[str], str] | None = None,
     ) -> None:
         self.store = store
         self.media_store = media_store
@@ -94,6 +109,9 @@ class SubmissionService:
         self.fetch_policy = fetch_policy
         self.http = http
         self.clock = clock
+        self.on_media_action = on_media_action
+        #: sha256 of stored media -> signed public URL (set once callbacks have a key).
+        self.link_for = link_for
 
     def check_backpressure(self) -> None:
         if self.queue.total >= self.max_queue_depth:
@@ -112,10 +130,74 @@ class SubmissionService:
             declared, data = item.content_type, item.data or b""
         if not data:
             raise ValidationError(f"{field} is empty", field=field, code="empty_media")
-        content_type = sniff_type(data, declared)
-        if not content_type:
-            raise ValidationError(f"{field} needs a content_type", field=field)
-        return content_type, data
+        # The media pipeline sniffs the real type; the declared one is only a hint.
+        return declared or "application/octet-stream", data
+
+    async def _prepare_content(
+        self, request: SubmitRequest, routes: tuple[str, ...], media: list[tuple[str, bytes]]
+    ) -> Content:
+        """Sniff, adapt or fall back to a link, so the content fits every route involved."""
+        first = self.limits[routes[0]]
+        budget = min(self.limits[r].max_message_bytes for r in set(routes))
+        parts: list[MediaPart] = []
+        if request.text and media:
+            parts.append(
+                MediaPart(content_type="text/plain; charset=utf-8", data=request.text.encode(), content_id="text")
+            )
+        parts += [
+            MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
+            for i, (ct, data) in enumerate(media)
+        ]
+        original = ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        if not media:
+            return Content(parts=[], text=request.text, original=original, adapted=original, fallback=None)
+        if not all(self.limits[r].mms for r in set(routes)):
+            return await self._link_fallback(request, media, original, "route does not take MMS")
+        try:
+            result = await asyncio.to_thread(
+                adapt_parts,
+                parts,
+                budget_bytes=budget,
+                max_image_pixels=first.max_image_pixels,
+                allowed_types=first.allowed_types,
+                policy=first.media_policy,
+                transfer_encoding=first.transfer_encoding,
+                add_smil=True,
+            )
+        except MediaTooLargeError as exc:
+            raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+        except PipelineMediaError as exc:
+            raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+        for action in result.actions:
+            self.on_media_action(action)
+        if result.fits:
+            return Content(
+                parts=list(result.parts),
+                text=request.text,
+                original=original,
+                adapted=ENVELOPE_OVERHEAD + sum(len(p.data) for p in result.parts),
+                fallback=None,
+            )
+        if first.media_policy == "reject":
+            raise PayloadTooLarge(
+                f"the media cannot fit the {budget}-byte limit of route {routes[0]}",
+                field="media",
+                code="media_too_large",
+            )
+        return await self._link_fallback(request, media, original, "media cannot fit")
+
+    async def _link_fallback(
+        self, request: SubmitRequest, media: list[tuple[str, bytes]], original: int, why: str
+    ) -> Content:
+        if self.link_for is None:
+            raise PayloadTooLarge(f"{why} and link fallback is not available", field="media")
+        links = []
+        for _, data in media:
+            digest = await self.media_store.put(data)
+            links.append(self.link_for(digest))
+        self.on_media_action("link_fallback")
+        text = "\n".join([*(t for t in [request.text] if t), *links])
+        return Content(parts=[], text=text, original=original, adapted=len(text.encode()), fallback="link")
 
     async def submit(
         self,
@@ -127,43 +209,29 @@ class SubmissionService:
     ) -> tuple[MessageRecord, bool]:
         self.check_backpressure()
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
-        # ---- opt-out check (issue 5) -- begin -------------------------------------------
-        # ``optout`` (gateway.callbacks.optout.OptOut) is attached by Callbacks.start();
-        # a recipient that sent STOP to this sender is refused with 403.
+        # Opt-out (issue 5): ``optout`` is attached by Callbacks.start(); a recipient that
+        # sent STOP to this sender is refused with 403.
         optout = getattr(self, "optout", None)
         if optout is not None:
             blocked = await optout.check(request.to, routes, request.sender)
             if blocked:
-                from gateway.errors import ForbiddenError  # noqa: PLC0415 - self-contained block
-
                 raise ForbiddenError(
                     f"{len(blocked)} recipient(s) opted out of messages from this sender",
                     field="to",
                     code="recipient_opted_out",
                 )
-        # ---- opt-out check (issue 5) -- end ---------------------------------------------
         media = [await self._resolve_media(item) for item in request.media]
-        size = (
-            ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
-        )
-        for route in set(routes):
-            limit = self.limits[route]
-            wire = size if limit.transfer_encoding == "binary" else size * 4 // 3
-            if wire > limit.max_message_bytes:
-                raise PayloadTooLarge(
-                    f"the message would be about {wire} bytes on the wire; route {route} "
-                    f"accepts at most {limit.max_message_bytes}",
-                    field="media",
-                )
+        content = await self._prepare_content(request, routes, media)
         parts = []
-        for index, (content_type, data) in enumerate(media):
-            digest = await self.media_store.put(data)
+        for part in content.parts:
+            digest = await self.media_store.put(part.data)
             parts.append(
                 PartRef(
-                    content_type=content_type,
+                    content_type=part.content_type,
                     sha256=digest,
-                    size=len(data),
-                    content_id=f"media{index}",
+                    size=len(part.data),
+                    content_id=part.content_id or f"part{len(parts)}",
+                    name=part.name,
                 )
             )
         now = self.clock()
@@ -182,7 +250,7 @@ class SubmissionService:
             recipient_routes=routes,
             sender=request.sender,
             subject=request.subject,
-            text=request.text,
+            text=content.text,
             parts=tuple(parts),
             batch_sizes={r: self.limits[r].max_recipients_per_submit for r in set(routes)},
             created_at=now,
@@ -195,16 +263,15 @@ class SubmissionService:
             client_ref=request.client_ref,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
-            original_bytes=size,
-            adapted_bytes=size,
+            fallback=content.fallback,
+            original_bytes=content.original,
+            adapted_bytes=content.adapted,
         )
         record, created = await self.store.create_message(new)
         if created:
             for route in set(routes):
-                batch_count = -(
-                    -routes.count(route) // max(1, self.limits[route].max_recipients_per_submit)
-                )
-                self.queue.add(route, batch_count)
+                per_submit = max(1, self.limits[route].max_recipients_per_submit)
+                self.queue.add(route, -(-routes.count(route) // per_submit))
                 self.wake(route)
             self.on_accepted(record)
         return record, created

@@ -71,6 +71,8 @@ _PLMN_SUFFIX: Final = re.compile(r"/TYPE=PLMN$", re.IGNORECASE)
 
 def strip_plmn_suffix(value: str) -> tuple[str, bool]:
     """Remove an MMS-style ``/TYPE=PLMN`` suffix; return (value, whether one was removed)."""
+    if "/" not in value:  # the common case, without a regex
+        return value, False
     stripped = _PLMN_SUFFIX.sub("", value)
     return stripped, stripped != value
 

@@ -11,7 +11,7 @@ quirks. Only what makes a message meaningless raises a ``DecodeError``.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import Any, Final
 
 from lxml import etree
@@ -88,9 +88,7 @@ def decode_message(
     xml, attachments = _split_soap(body, content_type, limits, leniencies)
     root = parse_xml(xml, limits, leniencies)
     element, fault, transaction = _locate(root, leniencies)
-    msg = _Reader(leniencies).message(element, fault, transaction, attachments)
-    _check_href(msg, leniencies)
-    return dataclasses.replace(msg, leniencies=tuple(dict.fromkeys(leniencies)))
+    return _Reader(leniencies).message(element, fault, transaction, attachments)
 
 
 # -- framing ---------------------------------------------------------------------------------
@@ -194,10 +192,8 @@ def _locate(
     header = find_child(root, "Header")
     transaction = None
     if header is not None:
-        transaction = next(
-            (e for e in header.iter() if is_element(e) and local_name(e) == "TransactionID"),
-            None,
-        )
+        # "{*}" matches any namespace or none, and the search runs in C.
+        transaction = next(header.iter("{*}TransactionID"), None)
     body = find_child(root, "Body")
     if body is None:
         raise NotSOAP("SOAP Envelope has no Body")
@@ -219,6 +215,19 @@ def _locate(
 
 
 # -- reading fields ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _lowered_names(tag: str) -> dict[str, str]:
+    return {name.lower(): name for name in MESSAGE_TYPES[tag].ELEMENTS}
+
+
+@functools.cache
+def _layout_order(
+    tag: str, version: str
+) -> tuple[tuple[tuple[str, bool], ...], dict[str, int]]:
+    layout = LAYOUTS[version].get(tag) or LAYOUTS["REL-6-MM7-1-4"][tag]
+    return layout, {name: i for i, (name, _) in enumerate(layout)}
 
 
 class _Reader:
@@ -264,15 +273,15 @@ class _Reader:
         if issubclass(cls, Response) and "status_code" not in values:
             raise MissingElement(f"{name} has no Status/StatusCode")
         values["extensions"] = tuple(extensions)
+        _check_href(values.get("content"), attachments, self.leniencies)
+        values["leniencies"] = tuple(dict.fromkeys(self.leniencies))
         return cls(**values)
 
     def _version(self, element: etree._Element, transaction: etree._Element | None) -> str | None:
         namespace = namespace_of(element)
+        child_namespaces = [namespace_of(c) for c in child_elements(element)]
         if namespace is None:
-            for child in child_elements(element):
-                namespace = namespace_of(child)
-                if namespace:
-                    break
+            namespace = next((ns for ns in child_namespaces if ns), None)
         if namespace is None and transaction is not None:
             namespace = namespace_of(transaction)
             if namespace:
@@ -283,7 +292,7 @@ class _Reader:
         version, exact = version_from_namespace(namespace)
         if not exact:
             self.note("unknown_namespace")
-        if any(namespace_of(c) is None for c in child_elements(element)) and namespace_of(element):
+        if None in child_namespaces and namespace_of(element):
             self.note("unqualified_children")
         return version
 
@@ -291,7 +300,7 @@ class _Reader:
         self, element: etree._Element, cls: type[Message], values: dict[str, Any]
     ) -> tuple[list[str], list[Extension]]:
         table = cls.ELEMENTS
-        lowered = {name.lower(): name for name in table}
+        lowered = _lowered_names(cls.TAG)
         seen: list[str] = []
         extensions: list[Extension] = []
         for child in child_elements(element):
@@ -324,8 +333,7 @@ class _Reader:
         )
 
     def _check_layout(self, cls: type[Message], version: str | None, seen: list[str]) -> None:
-        layout = LAYOUTS[closest_known(version)].get(cls.TAG) or LAYOUTS["REL-6-MM7-1-4"][cls.TAG]
-        order = {name: i for i, (name, _) in enumerate(layout)}
+        layout, order = _layout_order(cls.TAG, closest_known(version))
         positions = [order[name] for name in seen if name in order]
         if positions != sorted(positions):
             self.note("element_order")
@@ -426,9 +434,7 @@ class _Reader:
 
     def _address(self, element: etree._Element) -> Address | None:
         target = None
-        for candidate in element.iter():
-            if candidate is element or not is_element(candidate):
-                continue
+        for candidate in element.iterdescendants(etree.Element):
             name = local_name(candidate)
             if name in _ADDRESS_KINDS or name.lower() in _ADDRESS_KINDS_CI:
                 target = candidate
@@ -535,11 +541,12 @@ def _copy(element: etree._Element) -> etree._Element:
     return etree.fromstring(etree.tostring(element))
 
 
-def _check_href(msg: Message, leniencies: list[str]) -> None:
-    content = getattr(msg, "content", None)
+def _check_href(
+    content: object, attachments: tuple[Attachment, ...], leniencies: list[str]
+) -> None:
     if not isinstance(content, ContentReference) or not content.href:
         return
-    if resolve_href(content.href, msg.attachments, leniencies) is None:
+    if resolve_href(content.href, attachments, leniencies) is None:
         leniencies.append("dangling_href")
 
 

@@ -76,8 +76,9 @@ class _Builder:
         # follow: libxml2 cannot undeclare a default namespace (no xmlns=""), so the
         # extension would silently move into the MM7 namespace. Use a prefix then.
         unqualified = any(ext.namespace is None for ext in msg.extensions)
-        nsmap = {"mm7": self.ns} if unqualified else {None: self.ns}
-        root = etree.Element(self.q + tag, nsmap=nsmap)  # type: ignore[dict-item]
+        # ``Any`` keys: lxml takes None for the default namespace; its stubs say str.
+        nsmap: dict[Any, str] = {"mm7": self.ns} if unqualified else {None: self.ns}
+        root = etree.Element(self.q + tag, nsmap=nsmap)
         emitted: set[str] = set()
         for element, required in layout:
             attr, kind = type(msg).ELEMENTS[element]

@@ -56,7 +56,7 @@ def read_date(text: str, leniencies: list[str]) -> DateValue:
     value = text.strip()
     if not value:
         return value
-    if _DURATION.match(value):
+    if value[0] in "P-" and _DURATION.match(value):
         return value
     iso = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:

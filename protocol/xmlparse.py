@@ -10,6 +10,7 @@ itself never loads DTDs, resolves entities or touches the network.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Final
 
@@ -72,9 +73,9 @@ def parse_xml(data: bytes, limits: Limits, leniencies: list[str]) -> etree._Elem
             value=len(data),
             maximum=limits.max_xml_bytes,
         )
-    if _DOCTYPE.search(data):
+    if b"<!" in data and _DOCTYPE.search(data):
         raise MalformedXML("XML document type or entity declarations are not allowed in MM7")
-    stripped = data.lstrip()
+    stripped = data if data[:1] == b"<" else data.lstrip()
     if stripped.startswith(b"\xef\xbb\xbf"):
         stripped = stripped[3:]
     if not stripped.startswith(b"<"):
@@ -145,19 +146,22 @@ def _reparse_with_charset_fallback(
 
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
-    depth = 0
-    for event, _ in etree.iterwalk(root, events=("start", "end")):
-        if event == "start":
-            depth += 1
-            if depth > max_depth:
-                raise TooLarge(
-                    f"XML nesting deeper than {max_depth} levels",
-                    limit="max_xml_depth",
-                    value=depth,
-                    maximum=max_depth,
-                )
-        else:
-            depth -= 1
+    if _deeper_than(max_depth)(root):
+        raise TooLarge(
+            f"XML nesting deeper than {max_depth} levels",
+            limit="max_xml_depth",
+            value=max_depth + 1,
+            maximum=max_depth,
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _deeper_than(max_depth: int) -> etree.XPath:
+    """An XPath that is true when some element sits below ``max_depth`` levels.
+
+    Evaluated in C: a Python ``iterwalk`` over the tree cost as much as the parse.
+    """
+    return etree.XPath("boolean(" + "/*" * (max_depth + 1) + ")")
 
 
 def local_name(element: etree._Element) -> str:
@@ -165,7 +169,7 @@ def local_name(element: etree._Element) -> str:
     tag: object = element.tag
     if not isinstance(tag, str):
         return ""
-    return tag.rsplit("}", 1)[-1]
+    return tag[tag.find("}") + 1 :]
 
 
 def namespace_of(element: etree._Element) -> str | None:
@@ -182,13 +186,15 @@ def is_element(node: etree._Element) -> bool:
 
 
 def child_elements(element: etree._Element) -> list[etree._Element]:
-    return [child for child in element if is_element(child)]
+    # Filtering on etree.Element happens in C (comments, PIs, entities are skipped).
+    return list(element.iterchildren(etree.Element))
 
 
 def find_child(element: etree._Element, name: str) -> etree._Element | None:
     """First child element with this local name, whatever its namespace."""
-    for child in element:
-        if is_element(child) and local_name(child) == name:
+    for child in element.iterchildren(etree.Element):
+        tag = child.tag
+        if tag[tag.find("}") + 1 :] == name:
             return child
     return None
 
@@ -196,8 +202,9 @@ def find_child(element: etree._Element, name: str) -> etree._Element | None:
 def find_child_ci(element: etree._Element, name: str) -> etree._Element | None:
     """Like ``find_child`` but ignoring case (``faultcode`` vs ``FaultCode``)."""
     lowered = name.lower()
-    for child in element:
-        if is_element(child) and local_name(child).lower() == lowered:
+    for child in element.iterchildren(etree.Element):
+        tag = child.tag
+        if tag[tag.find("}") + 1 :].lower() == lowered:
             return child
     return None
 
@@ -206,6 +213,9 @@ def text_of(element: etree._Element | None) -> str | None:
     """Text content of an element, stripped; ``""`` for an empty element."""
     if element is None:
         return None
+    if not len(element):  # the common case: a leaf, no need to walk descendants
+        text = element.text
+        return text.strip() if text else ""
     return "".join(str(t) for t in element.itertext()).strip()
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gateway.callbacks import sql
 from gateway.callbacks.signing import media_url
+from gateway.errors import StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,13 +131,25 @@ class InboundService:
         expires = int(now + self.settings.media_ttl_seconds)
         return media_url(self.base_url(), self.settings.signing_key(), sha256, expires)
 
+    async def _put(self, data: bytes) -> str:
+        try:
+            return await self.media_store.put(data)
+        except StoreError:
+            # MediaStore names its temporary file after the digest and the pid only, so two
+            # concurrent puts of the same bytes collide and the loser's rename fails; the
+            # content is then already in place.
+            digest = hashlib.sha256(data).hexdigest()
+            if self.media_store.exists(digest):
+                return digest
+            raise
+
     async def receive(self, mmsc: str, msg: DeliverReq) -> tuple[str, bool]:
         """Store one DeliverReq durably; returns ``(inbound id, created)``."""
         now = self.clock()
         parts: list[sql.InboundPart] = []
         texts: list[str] = []
         for part in leaf_parts(msg.attachments):
-            digest = await self.media_store.put(part.data)
+            digest = await self._put(part.data)
             media_type, params = content_type_params(part.content_type)
             text = charset = None
             if media_type == "text/plain":

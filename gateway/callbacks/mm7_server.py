@@ -204,7 +204,8 @@ class Mm7Listener:
                     f"{type(msg).__name__} is not accepted on the VASP side",
                 )
         except (StoreError, MediaError, sqlite3.Error) as exc:
-            log.exception("cannot store an MM7 callback", error=str(exc))
+            # No traceback: its locals would put the message (numbers, media) in the log.
+            log.error("cannot store an MM7 callback", error=str(exc))  # noqa: TRY400
             return fault(version, msg.transaction_id, 4006, "service temporarily unavailable")
         allowed = MM7_VERSION_VALUES.get(version, ())
         rsp = RESPONSE_FOR[type(msg)](

@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.api.middleware import API_KEY_NAME
 from gateway.callbacks import sql
 from gateway.callbacks.signing import verify_media
+from gateway.media import MediaError, sniff
 from gateway.errors import ForbiddenError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -82,6 +83,12 @@ class CallbackRoutes:
             )
         content_type = await self.store.read(lambda c: sql.media_type_of(c, media_id))
         data = await self.media_store.get(media_id)  # NotFoundError for bad ids/missing files
+        if content_type is None:
+            # Outbound media behind a link fallback: not an inbound part, so sniff it.
+            try:
+                content_type = sniff(data).header_value
+            except MediaError:
+                content_type = None
         return web.Response(
             body=data,
             headers={

@@ -233,6 +233,7 @@ class _Plan:
         if (
             info.content_type in self.image_types
             and not info.animated
+            and info.mode != "CMYK"  # many handsets cannot show CMYK JPEGs
             and top >= 1
             and source.orientation == 1
             and (len(part.data) <= share or not search)
@@ -246,7 +247,8 @@ class _Plan:
         if info.animated:
             action: Action = "first_frame"
         else:
-            action = "adapted" if out_type == info.content_type else "converted"
+            same = out_type == info.content_type and info.mode != "CMYK"
+            action = "adapted" if same else "converted"
         return dataclasses.replace(part, content_type=out_type, data=encoded), action
 
     def _output_type(self, alpha: bool, where: Where) -> str:

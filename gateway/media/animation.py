@@ -33,7 +33,7 @@ STAGES: Final = ((1, 256), (2, 256), (2, 64), (4, 64))
 MIN_ANIMATION_EDGE: Final = 120
 PROBE_EDGE: Final = 160
 _DEFAULT_DURATION: Final = 100
-_RESAMPLE: Final = Image.Resampling.LANCZOS
+_RESAMPLE: Final = Image.Resampling.HAMMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +62,17 @@ def load_animation(data: bytes, *, where: Where) -> Animation:
             loop = image.info.get("loop")
             for frame in ImageSequence.Iterator(image):
                 durations.append(int(frame.info.get("duration") or _DEFAULT_DURATION))
-                frames.append(frame.convert("RGBA"))
+                transparent = frame.mode in ("RGBA", "PA", "LA") or "transparency" in frame.info
+                frames.append(frame.convert("RGBA" if transparent else "RGB"))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptMediaError(
             f"GIF data does not decode ({exc})", index=where.index, name=where.name
         ) from None
-    if all(_alpha_min(f) == 255 for f in frames):
-        frames = [f.convert("RGB") for f in frames]  # opaque: quantises faster, same look
+    if any(f.mode == "RGBA" for f in frames):
+        # One mode for all frames: RGB when the transparency is never actually used
+        # (quantises faster, same look), else RGBA.
+        opaque = all(f.mode == "RGB" or _alpha_min(f) == 255 for f in frames)
+        frames = [f.convert("RGB" if opaque else "RGBA") for f in frames]
     for frame in frames:
         frame.info = {}  # no comments or extensions carried over
     return Animation(tuple(frames), tuple(durations), None if loop is None else int(loop))

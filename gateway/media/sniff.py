@@ -101,6 +101,7 @@ class Sniffed:
             SMIL and vCard).
         width, height: image size in pixels as stored (before EXIF orientation).
         frames: number of frames (images; 1 for stills).
+        mode: the Pillow mode of an image as stored (``CMYK`` needs converting).
     """
 
     content_type: str
@@ -109,6 +110,7 @@ class Sniffed:
     width: int = 0
     height: int = 0
     frames: int = 1
+    mode: str = ""
 
     @property
     def animated(self) -> bool:
@@ -260,6 +262,7 @@ def _sniff_image(
             fmt = _PILLOW_FORMATS.get(image.format or "")
             width, height = image.size
             frames = int(getattr(image, "n_frames", 1))
+            mode = image.mode
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsupportedMediaError(
             f"image dimensions are too large to decode ({exc})", index=index, name=name
@@ -288,7 +291,7 @@ def _sniff_image(
             index=index,
             name=name,
         )
-    return Sniffed(fmt, "image", width=width, height=height, frames=frames)
+    return Sniffed(fmt, "image", width=width, height=height, frames=frames, mode=mode)
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -322,7 +325,9 @@ def _sniff_text(
                 f"vCard is over {max_vcard_bytes} bytes", index=index, name=name
             )
         validate_vcard(text, index=index, name=name)
-        return Sniffed("text/vcard", "vcard", charset=charset)
+        # Keep text/x-vcard when the client said so: older handsets only know that name.
+        vcard_type = "text/x-vcard" if declared == "text/x-vcard" else "text/vcard"
+        return Sniffed(vcard_type, "vcard", charset=charset)
     if declared in _SMIL_TYPES or (declared in _UNDECLARED and _looks_like_xml(stripped)):
         if len(data) > MAX_SMIL_BYTES:
             raise MediaTooLargeError(f"SMIL is over {MAX_SMIL_BYTES} bytes", index=index, name=name)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from protocol import DecodeError, Message, Response, decode, encode, status_info
+from protocol import DecodeError, EncodeError, Message, Response, decode, encode, status_info
 from protocol.status import StatusClass
 
 if TYPE_CHECKING:
@@ -121,9 +121,17 @@ class CallbackClient:
         """Send with back-off until delivered or out of attempts; count every attempt."""
         kind = type(message).TAG
         attempt = 0
+        settings = self.settings()
         while True:
             attempt += 1
-            result = await self.send_once(message, version)
+            try:
+                result = await self.send_once(message, version)
+            except EncodeError as exc:
+                # e.g. a "+" number in a REL-5-MM7-1-0 report: retrying cannot help.
+                result = PushResult(
+                    delivered=False, attempts=attempt, error=f"cannot encode: {exc}"
+                )
+                attempt = settings.callback_attempts
             settings = self.settings()
             if result.delivered or attempt >= settings.callback_attempts:
                 outcome = DELIVERED if result.delivered else FAILED

@@ -135,9 +135,13 @@ def _probability(value: object) -> float:
 
 
 def _pairs(value: object) -> list[tuple[str, object]]:
-    """``"A=0.1,B=0.2"`` or a TOML table ``{A = 0.1, B = 0.2}`` as (name, value) pairs."""
+    """``"A=0.1,B=0.2"``, a table ``{A = 0.1}`` or ``[[A, 0.1]]`` as (name, value) pairs."""
     if isinstance(value, Mapping):
         return [(str(k), v) for k, v in value.items()]
+    if isinstance(value, list | tuple):  # [[3000, 0.5], ...] from JSON or Python callers
+        if not all(isinstance(item, list | tuple) and len(item) == 2 for item in value):
+            raise TypeError("expected [NAME, P] pairs")
+        return [(str(name), p) for name, p in value]
     if isinstance(value, str):
         pairs: list[tuple[str, object]] = []
         for item in value.split(","):

@@ -98,8 +98,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
                 outcome TEXT NOT NULL
             )""",
             "CREATE INDEX delivery_reports_mm7_id ON delivery_reports (mm7_message_id, outcome)",
-            "CREATE INDEX delivery_reports_recipient ON delivery_reports "
-            "(message_id, recipient_idx, outcome)",
+            (
+                "CREATE INDEX delivery_reports_recipient ON delivery_reports "
+                "(message_id, recipient_idx, outcome)"
+            ),
             """CREATE TABLE inbound_messages (
                 id TEXT PRIMARY KEY,
                 mmsc TEXT NOT NULL,

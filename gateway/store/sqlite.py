@@ -140,13 +140,7 @@ class SqliteStore:
                     conn.execute("SAVEPOINT op")
                 try:
                     value = op.fn(conn)
-                except (
-                    sqlite3.Error,
-                    StoreError,
-                    IdempotencyConflict,
-                    ValueError,
-                    KeyError,
-                ) as exc:
+                except Exception as exc:  # noqa: BLE001 - the store thread must never die
                     if op.write:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")

@@ -52,6 +52,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def noisy_jpeg(size: tuple[int, int] = (400, 300)) -> bytes:
+    """A JPEG that compresses badly (random pixels), deterministic."""
+    import random
+
+    rng = random.Random(3)
+    image = Image.new("RGB", size)
+    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size[0] * size[1])])
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def jpeg_bytes(size: tuple[int, int] = (64, 48), quality: int = 85) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 30, 90)).save(buffer, "JPEG", quality=quality)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from urllib.parse import parse_qs, urlsplit
 
@@ -185,3 +186,15 @@ async def test_inbound_api_needs_a_key_and_404s(tmp_path, mmsc):
             url_of(gw.listeners.api, "/v1/inbound?limit=0"), headers=bearer()
         ) as response:
             assert response.status == 400
+
+
+async def test_concurrent_inbound_with_the_same_media_all_succeed(tmp_path, mmsc):
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        requests = [
+            deliver((("text/plain; charset=utf-8", f"n{i}".encode()),), transaction_id=f"c{i}")
+            for i in range(20)
+        ]
+        results = await asyncio.gather(*(post_mm7(s, gw, r) for r in requests))
+        assert [status for status, _, _ in results] == [200] * 20
+        _, listing = await get_json(s, gw, "/v1/inbound?limit=100")
+        assert len(listing["data"]) == 20

@@ -25,6 +25,8 @@ from protocol import (
     DeliverReq,
     DeliveryReportReq,
     ExtendedCancelReq,
+    ExtendedReplaceReq,
+    ExtendedReplaceRsp,
     ReadReplyReq,
     Recipients,
     ReplaceReq,
@@ -56,16 +58,14 @@ def submit(
         recipients=Recipients(to=tuple(Address.number(r) for r in recipients or ("+15550001",))),
         subject="hello",
         delivery_report=dr,
-        attachments=(
-            Attachment(content_type="image/jpeg", data=b"\xff" * size, content_id="img"),
-        ),
+        attachments=(Attachment(content_type="image/jpeg", data=b"\xff" * size, content_id="img"),),
     )
     return protocol.encode(message, version)
 
 
 async def post_mm7(
     client: TestClient[Any, Any], ct_body: tuple[str, bytes], **headers: str
-) -> tuple[aiohttp.ClientResponse, protocol.Message | None, bytes]:
+) -> tuple[aiohttp.ClientResponse, protocol.Response | None, bytes]:
     content_type, body = ct_body
     async with client.post(
         "/mm7", data=body, headers={"Content-Type": content_type, **headers}
@@ -74,17 +74,23 @@ async def post_mm7(
         try:
             message = protocol.decode(raw, response.headers.get("Content-Type"))
         except protocol.DecodeError:
-            message = None
+            return response, None, raw
+        assert isinstance(message, protocol.Response)
         return response, message, raw
 
 
 @pytest.fixture
 async def mock(aiohttp_client: Any) -> MockFactory:
-    async def make(rng: random.Random | None = None, clock: Any = None, **settings: Any):
+    async def make(
+        rng: random.Random | None = None, clock: Any = None, **settings: Any
+    ) -> TestClient[Any, Any]:
         kwargs: dict[str, Any] = {"rng": rng}
         if clock is not None:
             kwargs["clock"] = clock
-        return await aiohttp_client(create_app(MockSettings(**settings), **kwargs))
+        client: TestClient[Any, Any] = await aiohttp_client(
+            create_app(MockSettings(**settings), **kwargs)
+        )
+        return client
 
     return make
 
@@ -270,8 +276,14 @@ async def test_max_recipients_answers_3003(mock: MockFactory) -> None:
     ("body", "content_type", "code"),
     [
         (b"this is not MM7", "text/xml", 2007),
-        (b"<env:Envelope xmlns:env='http://schemas.xmlsoap.org/soap/envelope/'><env:Body>"
-         b"<Nonsense/></env:Body></env:Envelope>", "text/xml", 4003),
+        (
+            (
+                b"<env:Envelope xmlns:env='http://schemas.xmlsoap.org/soap/envelope/'>"
+                b"<env:Body><Nonsense/></env:Body></env:Envelope>"
+            ),
+            "text/xml",
+            4003,
+        ),
         (b"<unclosed>", "text/xml", 2007),
     ],
 )
@@ -321,6 +333,18 @@ async def test_cancel_and_replace(mock: MockFactory) -> None:
     _, again, _ = await post_mm7(client, protocol.encode(replace))
     assert isinstance(again, RSErrorRsp)
     assert again.status_code == 2005
+    _, fresh, _ = await post_mm7(client, submit())
+    assert isinstance(fresh, SubmitRsp)
+    ext_replace = ExtendedReplaceReq(
+        transaction_id="xr", vasp_id="v", vas_id="s", replace_id=fresh.message_id
+    )
+    _, swapped, _ = await post_mm7(client, protocol.encode(ext_replace))
+    assert isinstance(swapped, ExtendedReplaceRsp)
+    assert swapped.status_code == 1000
+    assert swapped.message_id not in (None, fresh.message_id)
+    _, twice, _ = await post_mm7(client, protocol.encode(ext_replace))
+    assert twice is not None
+    assert twice.status_code == 2005  # the replaced message is gone
     extended = ExtendedCancelReq(transaction_id="x1", cancel_id="unknown-id")
     _, ext, _ = await post_mm7(client, protocol.encode(extended))
     assert isinstance(ext, RSErrorRsp)
@@ -366,7 +390,9 @@ async def test_cancel_before_dr_delay_suppresses_reports(
     client = await mock(vasp_url=url, dr_delay=0.3)
     _, rsp, _ = await post_mm7(client, submit())
     assert isinstance(rsp, SubmitRsp)
-    await post_mm7(client, protocol.encode(CancelReq(transaction_id="c", message_id=rsp.message_id)))
+    await post_mm7(
+        client, protocol.encode(CancelReq(transaction_id="c", message_id=rsp.message_id))
+    )
     await asyncio.sleep(0.5)
     assert receiver.received == []
 
@@ -393,10 +419,13 @@ async def test_delivery_report_gives_up_after_bounded_attempts(
 ) -> None:
     # Nothing listens on this port: every attempt fails to connect.
     client = await mock(
-        vasp_url=f"http://127.0.0.1:{unused_tcp_port}/mm7", dr_delay=0.0, callback_backoff=0.01,
+        vasp_url=f"http://127.0.0.1:{unused_tcp_port}/mm7",
+        dr_delay=0.0,
+        callback_backoff=0.01,
         callback_attempts=3,
     )
     await post_mm7(client, submit())
+    stats: dict[str, Any] = {}
     for _ in range(200):
         stats = await (await client.get("/admin/stats")).json()
         if stats["callbacks"].get("DeliveryReportReq", {}).get("failed"):
@@ -524,7 +553,11 @@ async def test_admin_deliver_in_a_container_and_with_vasp_failure(
         ({"to": "123"}, 400, "from"),
         ({"from": "+1", "to": "123", "media": [{"fixture": "../secret"}]}, 400, "plain file"),
         ({"from": "+1", "to": "123", "media": [{"fixture": "missing.jpg"}]}, 400, "missing"),
-        ({"from": "+1", "to": "123", "media": [{"content_type": "a/b", "data": "!"}]}, 400, "base64"),
+        (
+            {"from": "+1", "to": "123", "media": [{"content_type": "a/b", "data": "!"}]},
+            400,
+            "base64",
+        ),
         ({"from": "+1", "to": "123", "version": "REL-9"}, 400, "version"),
     ],
 )
@@ -574,7 +607,9 @@ async def test_admin_stats_reset_and_metrics(mock: MockFactory) -> None:
     assert len(stats["last_messages"]) == 10
     assert stats["last_messages"][0]["type"] == "SubmitReq"
     metrics = await (await client.get("/metrics")).text()
-    assert f'mm7mock_requests_total{{outcome="1000",type="SubmitReq"}} {submits["1000"]}.0' in metrics
+    assert (
+        f'mm7mock_requests_total{{outcome="1000",type="SubmitReq"}} {submits["1000"]}.0' in metrics
+    )
     assert "mm7mock_request_duration_seconds_count 10.0" in metrics
     assert (await client.post("/admin/reset")).status == 200
     stats = await (await client.get("/admin/stats")).json()
@@ -590,6 +625,10 @@ async def test_admin_config_changes_faults_at_runtime(mock: MockFactory) -> None
     _, rsp, _ = await post_mm7(client, submit())
     assert isinstance(rsp, RSErrorRsp)
     assert rsp.status_code == 4006
+    response = await client.post("/admin/config", json={"fail_rate": [[3000, 1.0]]})
+    _, rsp, _ = await post_mm7(client, submit())
+    assert rsp is not None
+    assert rsp.status_code == 3000
     response = await client.post("/admin/config", json={"fail_rate": {}, "latency": "1,0"})
     assert response.status == 200
     _, rsp, _ = await post_mm7(client, submit())
@@ -690,3 +729,20 @@ async def test_accepts_vendor_submit_samples(mock: MockFactory, name: str) -> No
     assert isinstance(rsp, SubmitRsp)
     assert rsp.status_code == 1000
     assert rsp.message_id
+
+
+async def test_reset_replays_the_seeded_sequence(mock: MockFactory) -> None:
+    client = await mock(seed=5, fail_rate=((3000, 0.5),))
+
+    async def codes() -> list[int]:
+        out = []
+        for _ in range(12):
+            _, rsp, _ = await post_mm7(client, submit())
+            assert rsp is not None
+            out.append(rsp.status_code)
+        return out
+
+    first = await codes()
+    assert (await client.post("/admin/reset")).status == 200
+    assert await codes() == first
+    assert set(first) == {1000, 3000}

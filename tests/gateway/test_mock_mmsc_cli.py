@@ -36,28 +36,46 @@ def test_every_key_is_a_flag() -> None:
 def test_flags_become_settings() -> None:
     settings = cli.settings_from_args(
         parse(
-            "--listen", "0.0.0.0:9191",
-            "--vasp-url", "http://127.0.0.1:8081/mm7",
-            "--username", "u", "--password", "p",
-            "--version", "REL-5-MM7-1-3",
-            "--dr-delay", "0.5",
-            "--dr-outcomes", "Retrieved=0.9,Rejected=0.05,Expired=0.05",
-            "--tps", "50",
-            "--latency", "20,5",
-            "--fail-rate", "3000=0.01,4006=0.02",
-            "--http-error-rate", "0.1",
-            "--drop-rate", "0.2",
-            "--record", "/tmp/rec",
-            "--seed", "7",
-            "--max-message-bytes", "300000",
-            "--max-recipients", "10",
-            "--fault-style", "rsp",
+            "--listen",
+            "[::1]:9191",
+            "--vasp-url",
+            "http://127.0.0.1:8081/mm7",
+            "--username",
+            "u",
+            "--password",
+            "pw-s3cret",
+            "--version",
+            "REL-5-MM7-1-3",
+            "--dr-delay",
+            "0.5",
+            "--dr-outcomes",
+            "Retrieved=0.9,Rejected=0.05,Expired=0.05",
+            "--tps",
+            "50",
+            "--latency",
+            "20,5",
+            "--fail-rate",
+            "3000=0.01,4006=0.02",
+            "--http-error-rate",
+            "0.1",
+            "--drop-rate",
+            "0.2",
+            "--record",
+            "/tmp/rec",
+            "--seed",
+            "7",
+            "--max-message-bytes",
+            "300000",
+            "--max-recipients",
+            "10",
+            "--fault-style",
+            "rsp",
         )
     )
-    assert settings.listen_host == "0.0.0.0"
+    assert settings.listen_host == "::1"
     assert settings.listen_port == 9191
     assert settings.vasp_url == "http://127.0.0.1:8081/mm7"
-    assert (settings.username, settings.password) == ("u", "p")
+    assert (settings.username, settings.password) == ("u", "pw-s3cret")
     assert settings.version == "REL-5-MM7-1-3"
     assert settings.dr_delay == 0.5
     assert settings.dr_outcomes == (("Retrieved", 0.9), ("Rejected", 0.05), ("Expired", 0.05))
@@ -71,7 +89,7 @@ def test_flags_become_settings() -> None:
     assert settings.max_message_bytes == 300000
     assert settings.max_recipients == 10
     assert settings.fault_style == "rsp"
-    assert "p" not in repr(settings)
+    assert "pw-s3cret" not in repr(settings)
 
 
 def test_defaults() -> None:
@@ -163,7 +181,7 @@ def _start(*args: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "gateway", "mock-mmsc", *args],
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
@@ -179,14 +197,16 @@ async def test_subprocess_serves_submit(unused_tcp_port: int) -> None:
             recipients=protocol.Recipients(to=(protocol.Address.number("+15550001"),)),
         )
         content_type, body = protocol.encode(message)
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
                 f"http://127.0.0.1:{unused_tcp_port}/mm7",
                 data=body,
                 headers={"Content-Type": content_type},
-            ) as response:
-                raw = await response.read()
-                rsp = protocol.decode(raw, response.headers["Content-Type"])
+            ) as response,
+        ):
+            raw = await response.read()
+            rsp = protocol.decode(raw, response.headers["Content-Type"])
         assert isinstance(rsp, protocol.SubmitRsp)
         assert rsp.status_code == 1000
         assert rsp.transaction_id == "sp-1"
@@ -196,13 +216,20 @@ async def test_subprocess_serves_submit(unused_tcp_port: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def test_subprocess_bad_config_exits_2(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("tsp = 5\n")
     proc = _start("--config", str(config))
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1

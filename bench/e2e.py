@@ -1,0 +1,352 @@
+"""End-to-end rate: REST accept → SQLite → MM7 SubmitReq → mock MMSC answer 1000.
+
+Baseline, measured in the same run: a raw aiohttp POST round-trip loop with the same
+body size against a trivial aiohttp server in its own process (the ceiling for Python
+HTTP on this machine). Also: p99 added latency (accept → SubmitRsp received, an upper
+bound of accept → SubmitReq sent) at half the measured rate, and the gateway's peak RSS
+with 100,000 messages queued. Writes bench/results/e2e.json (DESIGN.md §10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "e2e.json"
+KEY = "bench-key-0123456789"
+CONCURRENCY = 32
+MESSAGES = int(os.environ.get("BENCH_E2E_MESSAGES", "1500"))
+QUEUED = int(os.environ.get("BENCH_E2E_QUEUED", "100000"))
+
+RAW_SERVER = """
+import sys
+from aiohttp import web
+async def handle(request):
+    await request.read()
+    return web.Response(body=b"<ok/>", content_type="text/xml")
+app = web.Application(client_max_size=8 * 1024 * 1024)
+app.router.add_post("/mm7", handle)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def image_50k() -> bytes:
+    """A deterministic JPEG of about 50 KB."""
+    import random
+
+    rng = random.Random(5)
+    image = Image.new("RGB", (320, 240))
+    image.putdata(
+        [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(320 * 240)]
+    )
+    for quality in range(95, 5, -5):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        if buffer.tell() <= 50_000:
+            return buffer.getvalue()
+    return buffer.getvalue()
+
+
+async def wait_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(url)
+            await asyncio.sleep(0.05)
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def write_config(path: Path, data_dir: Path, mmsc_url: str, ports: dict[str, int]) -> None:
+    path.write_text(
+        f"""
+[gateway]
+data_dir = "{data_dir}"
+max_queue_depth = 200000
+[listen]
+api = "127.0.0.1:{ports["api"]}"
+mm7 = "127.0.0.1:{ports["mm7"]}"
+ops = "127.0.0.1:{ports["ops"]}"
+[logging]
+level = "error"
+format = "json"
+[[api_keys]]
+name = "bench"
+key = "{KEY}"
+[[mmsc]]
+name = "mock"
+url = "{mmsc_url}"
+sender = "12345"
+tps = 0.0
+max_in_flight = 32
+[mmsc.retry]
+initial_backoff_seconds = 5.0
+"""
+    )
+
+
+async def raw_round_trips(url: str, body: bytes, count: int) -> float:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+        queue = iter(range(count))
+
+        async def worker() -> None:
+            for _ in queue:
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "multipart/related"}
+                ) as r:
+                    await r.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - started)
+
+
+async def mock_successes(base: str) -> int:
+    async with aiohttp.ClientSession() as session, session.get(base + "/admin/stats") as r:
+        stats = await r.json()
+    return int(stats["requests"].get("SubmitReq", {}).get("success", 0))
+
+
+async def gateway_rate(
+    api: str, mock_base: str, payload: dict[str, object], count: int
+) -> tuple[float, list[str]]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    before = await mock_successes(mock_base)
+    ids: list[str] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+        queue = iter(range(count))
+
+        async def worker() -> None:
+            for _ in queue:
+                async with session.post(api + "/v1/messages", json=payload, headers=headers) as r:
+                    if r.status != 202:
+                        raise RuntimeError(f"gateway answered {r.status}: {await r.text()}")
+                    ids.append((await r.json())["id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        while await mock_successes(mock_base) - before < count:
+            await asyncio.sleep(0.01)
+        return count / (time.perf_counter() - started), ids
+
+
+async def added_latency(
+    api: str, payload: dict[str, object], rate: float, seconds: float
+) -> list[float]:
+    """Open-loop load at ``rate``; per message: accept time → submitted time, in seconds."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    ids: list[str] = []
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> None:
+            async with session.post(api + "/v1/messages", json=payload, headers=headers) as r:
+                ids.append((await r.json())["id"])
+
+        tasks = []
+        started = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(2.0)
+        latencies = []
+        for message_id in ids:
+            async with session.get(f"{api}/v1/messages/{message_id}", headers=headers) as r:
+                resource = await r.json()
+            if resource["status"] != "submitted":
+                continue
+            created = datetime.fromisoformat(
+                resource["created_at"].replace("Z", "+00:00")
+            ).timestamp()
+            sent = datetime.fromisoformat(
+                resource["recipients"][0]["updated_at"].replace("Z", "+00:00")
+            ).timestamp()
+            latencies.append(sent - created)
+        return latencies
+
+
+def rss_peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return -1
+
+
+async def fill_queue(data_dir: Path, count: int) -> None:
+    """Pre-load ``count`` queued messages straight into the store (fast, same schema)."""
+    sys.path.insert(0, str(ROOT))
+    from gateway.store import NewMessage, SqliteStore
+
+    store = SqliteStore(data_dir / "gateway.sqlite3", synchronous="NORMAL")
+    await store.open()
+    now = time.time()
+    batch = []
+    for i in range(count):
+        batch.append(
+            store.create_message(
+                NewMessage(
+                    id=f"msg_fill{i:07d}",
+                    api_key="bench",
+                    route="mock",
+                    recipients=("+12025550101",),
+                    recipient_routes=("mock",),
+                    sender="12345",
+                    subject=None,
+                    text=f"queued {i}",
+                    parts=(),
+                    batch_sizes={"mock": 1},
+                    created_at=now,
+                    send_at=now,
+                    expires_at=now + 86400,
+                )
+            )
+        )
+        if len(batch) == 2000:
+            await asyncio.gather(*batch)
+            batch = []
+    await asyncio.gather(*batch)
+    await store.close()
+
+
+async def main() -> None:
+    image = image_50k()
+    payload = {
+        "to": "+12025550101",
+        "text": "bench",
+        "delivery_report": False,
+        "media": [{"content_type": "image/jpeg", "data": base64.b64encode(image).decode()}],
+    }
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="mm7-bench-") as tmp:
+        tmpdir = Path(tmp)
+        log = tmpdir / "log.txt"
+        raw_port, mock_port = free_port(), free_port()
+        raw = spawn([py, "-c", RAW_SERVER, str(raw_port)], log)
+        mock = spawn([py, "-m", "gateway", "mock-mmsc", "--listen", f"127.0.0.1:{mock_port}"], log)
+        ports = {name: free_port() for name in ("api", "mm7", "ops")}
+        config = tmpdir / "gateway.toml"
+        write_config(config, tmpdir / "data", f"http://127.0.0.1:{mock_port}/mm7", ports)
+        gateway = spawn([py, "-m", "gateway", "serve", "--config", str(config)], log)
+        try:
+            await wait_up(f"http://127.0.0.1:{raw_port}/mm7")
+            await wait_up(f"http://127.0.0.1:{mock_port}/admin/stats")
+            await wait_up(f"http://127.0.0.1:{ports['ops']}/healthz")
+            api = f"http://127.0.0.1:{ports['api']}"
+            body = b"x" * (len(image) + 1500)
+            await raw_round_trips(f"http://127.0.0.1:{raw_port}/mm7", body, 300)  # warm-up
+            await gateway_rate(api, f"http://127.0.0.1:{mock_port}", payload, 200)  # warm-up
+            raw_rate = await raw_round_trips(f"http://127.0.0.1:{raw_port}/mm7", body, MESSAGES)
+            ours, _ = await gateway_rate(api, f"http://127.0.0.1:{mock_port}", payload, MESSAGES)
+            latencies = await added_latency(api, payload, max(5.0, ours / 2), 5.0)
+            p99 = (
+                statistics.quantiles(latencies, n=100)[98]
+                if len(latencies) >= 100
+                else max(latencies)
+            )
+            print(
+                f"raw aiohttp round trips {raw_rate:.0f}/s; gateway end to end {ours:.0f}/s; "
+                f"ratio {ours / raw_rate:.3f}; p99 added latency at {ours / 2:.0f}/s: {p99 * 1000:.1f} ms"
+            )
+        finally:
+            stop(gateway)
+            stop(mock)
+            stop(raw)
+        # Peak RSS with a large queue: an unreachable MMSC keeps everything queued.
+        data_dir = tmpdir / "queued"
+        data_dir.mkdir()
+        await fill_queue(data_dir, QUEUED)
+        ports = {name: free_port() for name in ("api", "mm7", "ops")}
+        write_config(config, data_dir, "http://127.0.0.1:9/mm7", ports)
+        gateway = spawn([py, "-m", "gateway", "serve", "--config", str(config)], log)
+        try:
+            await wait_up(f"http://127.0.0.1:{ports['ops']}/healthz", 120)
+            await asyncio.sleep(8.0)
+            peak_kib = rss_peak_kib(gateway.pid)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{ports['ops']}/readyz") as r,
+            ):
+                queue = (await r.json()).get("queue")
+        finally:
+            stop(gateway)
+        print(f"peak RSS with {QUEUED} queued: {peak_kib / 1024:.1f} MiB (queue {queue})")
+    result = {
+        "name": "e2e",
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
+        "metrics": {
+            "submit_rate": {
+                "ours": round(ours, 1),
+                "baseline": round(raw_rate, 1),
+                "unit": "msg/s",
+                "ratio": round(ours / raw_rate, 3),
+                "target": 0.25,
+                "higher_is_better": True,
+            },
+            "p99_added_latency_at_half_rate": {
+                "ours": round(p99 * 1000, 2),
+                "baseline": 20.0,
+                "unit": "ms",
+                "ratio": round(p99 * 1000 / 20.0, 3),
+                "target": 1.0,
+                "higher_is_better": False,
+            },
+            "peak_rss_100k_queued": {
+                "ours": round(peak_kib / 1024, 1),
+                "baseline": None,
+                "unit": "MiB",
+                "ratio": None,
+                "target": None,
+                "higher_is_better": False,
+            },
+        },
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,197 @@
+"""Hostile input fails fast with the specific ProtocolError subclass, never hangs or leaks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from protocol import (
+    DecodeError,
+    Limits,
+    MalformedMIME,
+    MalformedXML,
+    NotSOAP,
+    ProtocolError,
+    TooLarge,
+    UnknownMessageType,
+    decode,
+)
+
+NS = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/REL-6-MM7-1-4"
+SOAP = (
+    '<?xml version="1.0"?><env:Envelope xmlns:env="http://schemas.xmlsoap.org/soap/envelope/">'
+    f'<env:Body><SubmitRsp xmlns="{NS}"><MM7Version>6.8.0</MM7Version><Status><StatusCode>1000'
+    "</StatusCode><StatusText>ok</StatusText></Status><MessageID>m</MessageID></SubmitRsp>"
+    "</env:Body></env:Envelope>"
+).encode()
+
+
+@pytest.fixture(autouse=True)
+def _fast() -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    assert time.perf_counter() - started < 2.0, "hostile input must be refused quickly"
+
+
+def test_billion_laughs_is_refused() -> None:
+    lol = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + b"".join(
+            f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'.encode()
+            for i in range(1, 10)
+        )
+        + b"]><lolz>&lol9;</lolz>"
+    )
+    with pytest.raises(MalformedXML, match="not allowed"):
+        decode(lol, "text/xml")
+
+
+def test_external_entity_is_refused() -> None:
+    xxe = SOAP.replace(
+        b'<?xml version="1.0"?>',
+        b'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
+    ).replace(b"<MessageID>m</MessageID>", b"<MessageID>&x;</MessageID>")
+    with pytest.raises(MalformedXML):
+        decode(xxe, "text/xml")
+
+
+def test_any_dtd_is_refused() -> None:
+    dtd = SOAP.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0"?><!DOCTYPE Envelope SYSTEM "http://evil.example/x.dtd">')
+    with pytest.raises(MalformedXML, match="document type"):
+        decode(dtd, "text/xml")
+
+
+def test_undeclared_entity_reference_is_refused() -> None:
+    with pytest.raises(MalformedXML):
+        decode(SOAP.replace(b"<MessageID>m", b"<MessageID>&nope;"), "text/xml")
+
+
+def test_oversize_body() -> None:
+    with pytest.raises(TooLarge, match="more than the 1024 allowed") as info:
+        decode(b" " * 2048 + SOAP, "text/xml", limits=Limits(max_body_bytes=1024))
+    assert info.value.limit == "max_body_bytes"
+    assert info.value.maximum == 1024
+    assert info.value.status_code == 2007
+
+
+def test_oversize_soap_part() -> None:
+    with pytest.raises(TooLarge) as info:
+        decode(SOAP.replace(b"<MessageID>m", b"<MessageID>" + b"m" * 5000), "text/xml", limits=Limits(max_xml_bytes=4096))
+    assert info.value.limit == "max_xml_bytes"
+
+
+def test_deep_xml_nesting() -> None:
+    deep = SOAP.replace(b"<MessageID>m</MessageID>", b"<a>" * 100_000 + b"</a>" * 100_000)
+    with pytest.raises((TooLarge, MalformedXML)) as info:
+        decode(deep, "text/xml")
+    # libxml2 stops at 256 levels without huge_tree; below that our own cap applies.
+    if isinstance(info.value, TooLarge):
+        assert info.value.limit == "max_xml_depth"
+    moderate = SOAP.replace(b"<MessageID>m</MessageID>", b"<a>" * 60 + b"</a>" * 60)
+    with pytest.raises(TooLarge, match="nesting") as capped:
+        decode(moderate, "text/xml")
+    assert capped.value.limit == "max_xml_depth"
+
+
+def _multipart(parts: list[bytes], boundary: bytes = b"b") -> bytes:
+    out = [b"--" + boundary + b"\r\nContent-Type: text/xml\r\n\r\n" + SOAP + b"\r\n"]
+    out += [b"--" + boundary + b"\r\nContent-Type: text/plain\r\n\r\n" + p + b"\r\n" for p in parts]
+    return b"".join(out) + b"--" + boundary + b"--\r\n"
+
+
+def test_thousands_of_mime_parts() -> None:
+    body = _multipart([b"x"] * 5000)
+    with pytest.raises(TooLarge, match="MIME parts") as info:
+        decode(body, "multipart/related; boundary=b")
+    assert info.value.limit == "max_mime_parts"
+    assert len(decode(_multipart([b"x"] * 10), "multipart/related; boundary=b").attachments) == 10
+
+
+def test_mime_nesting_depth() -> None:
+    inner = b"leaf"
+    for level in range(10):
+        boundary = f"n{level}".encode()
+        inner = (
+            b"--" + boundary + b"\r\nContent-Type: text/plain\r\n\r\n" + inner + b"\r\n--" + boundary + b"--"
+            if level == 0
+            else b"--" + boundary + b'\r\nContent-Type: multipart/mixed; boundary="n' + str(level - 1).encode() + b'"\r\n\r\n' + inner + b"\r\n--" + boundary + b"--"
+        )
+    body = (
+        b"--top\r\nContent-Type: text/xml\r\n\r\n" + SOAP + b'\r\n--top\r\nContent-Type: multipart/mixed; boundary="n9"\r\n\r\n'
+        + inner + b"\r\n--top--\r\n"
+    )
+    with pytest.raises(TooLarge, match="nested") as info:
+        decode(body, "multipart/related; boundary=top")
+    assert info.value.limit == "max_mime_depth"
+    decoded = decode(body, "multipart/related; boundary=top", limits=Limits(max_mime_depth=12))
+    assert decoded.attachments[0].is_multipart
+
+
+def test_huge_part_headers() -> None:
+    body = b"--b\r\nContent-Type: text/xml\r\n" + b"X-Junk: " + b"a" * 20_000 + b"\r\n\r\n" + SOAP + b"\r\n--b--\r\n"
+    with pytest.raises(TooLarge) as info:
+        decode(body, "multipart/related; boundary=b")
+    assert info.value.limit == "max_header_bytes"
+
+
+def test_truncated_mime() -> None:
+    body = _multipart([b"x"])[:40]
+    with pytest.raises((MalformedMIME, MalformedXML)):
+        decode(body, "multipart/related; boundary=b")
+
+
+def test_boundary_that_never_occurs() -> None:
+    with pytest.raises(MalformedMIME, match="no MIME delimiter"):
+        decode(_multipart([b"x"]), "multipart/related; boundary=other")
+
+
+def test_multipart_without_any_boundary() -> None:
+    with pytest.raises(MalformedMIME):
+        decode(b"garbage without structure", "multipart/related")
+
+
+def test_body_that_is_neither_xml_nor_mime() -> None:
+    with pytest.raises(MalformedMIME, match="neither XML nor"):
+        decode(b"\x00\x01\x02 binary junk", "application/octet-stream")
+
+
+def test_invalid_utf8() -> None:
+    bad = SOAP.replace(b"<MessageID>m", b"<MessageID>\xff\xfe\xc3\x28")
+    with pytest.raises(MalformedXML):
+        decode(bad.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="utf-8"?>'), "text/xml")
+
+
+def test_empty_body() -> None:
+    with pytest.raises(DecodeError):
+        decode(b"", "text/xml")
+
+
+def test_xml_that_is_not_soap() -> None:
+    with pytest.raises(NotSOAP):
+        decode(b"<html><body>502 Bad Gateway</body></html>", "text/html")
+    with pytest.raises(NotSOAP, match="no Body"):
+        decode(b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"/>', "text/xml")
+
+
+def test_unknown_body_element() -> None:
+    with pytest.raises(UnknownMessageType) as info:
+        decode(SOAP.replace(b"SubmitRsp", b"LaunchMissilesReq"), "text/xml")
+    assert info.value.status_code == 4003
+
+
+def test_fault_without_mm7_detail() -> None:
+    fault = (
+        b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><e:Fault>'
+        b"<faultcode>e:Server</faultcode><faultstring>boom</faultstring></e:Fault></e:Body></e:Envelope>"
+    )
+    with pytest.raises(UnknownMessageType, match="boom"):
+        decode(fault, "text/xml")
+
+
+def test_every_error_is_a_protocol_error_with_a_status_code() -> None:
+    for cls in (MalformedXML, MalformedMIME, NotSOAP, UnknownMessageType, TooLarge):
+        assert issubclass(cls, DecodeError)
+        assert issubclass(cls, ProtocolError)
+        assert 2000 <= cls.status_code < 5000
