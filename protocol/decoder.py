@@ -56,7 +56,6 @@ from protocol.xmlparse import (
     child_elements,
     find_child,
     find_child_ci,
-    is_element,
     local_name,
     namespace_of,
     parse_xml,
@@ -279,8 +278,8 @@ class _Reader:
 
     def _version(self, element: etree._Element, transaction: etree._Element | None) -> str | None:
         namespace = namespace_of(element)
-        child_namespaces = [namespace_of(c) for c in child_elements(element)]
         if namespace is None:
+            child_namespaces = (namespace_of(c) for c in element.iterchildren(etree.Element))
             namespace = next((ns for ns in child_namespaces if ns), None)
         if namespace is None and transaction is not None:
             namespace = namespace_of(transaction)
@@ -292,8 +291,6 @@ class _Reader:
         version, exact = version_from_namespace(namespace)
         if not exact:
             self.note("unknown_namespace")
-        if None in child_namespaces and namespace_of(element):
-            self.note("unqualified_children")
         return version
 
     def _children(
@@ -303,8 +300,13 @@ class _Reader:
         lowered = _lowered_names(cls.TAG)
         seen: list[str] = []
         extensions: list[Extension] = []
-        for child in child_elements(element):
-            name = local_name(child)
+        unqualified = False
+        for child in element.iterchildren(etree.Element):
+            tag = child.tag
+            brace = tag.find("}")
+            if brace < 0:
+                unqualified = True
+            name = tag[brace + 1 :]
             if name not in table:
                 canonical = lowered.get(name.lower()) or _ELEMENT_ALIASES.get(name)
                 if canonical is None or canonical not in table:
@@ -319,9 +321,19 @@ class _Reader:
                 self.note("duplicate_element")
                 continue
             seen.append(name)
+            if kind is Kind.TEXT or kind is Kind.VERSION:
+                # Inlined fast path: most MM7 children are plain text leaves.
+                text = child.text if not len(child) else text_of(child)
+                values[attr] = text = text.strip() if text else ""
+                if name == "MMStatus" and text.isdigit():
+                    # Some MMSCs send a status code ("1000") instead of the enumeration.
+                    self.note("numeric_mm_status")
+                continue
             self._read(child, name, attr, kind, values)
         if extensions:
             self.note("extension_element")
+        if unqualified and namespace_of(element):
+            self.note("unqualified_children")
         return seen, extensions
 
     def _extension(self, child: etree._Element) -> Extension:
@@ -337,9 +349,9 @@ class _Reader:
         positions = [order[name] for name in seen if name in order]
         if positions != sorted(positions):
             self.note("element_order")
-        if any(name not in order for name in seen):
-            self.note("element_not_in_version")
         present = set(seen)
+        if present - order.keys():
+            self.note("element_not_in_version")
         for name, required in layout:
             if required and name not in present and name != "MM7Version":
                 # Aliased names (Date/TimeStamp) count as present.
@@ -360,9 +372,6 @@ class _Reader:
         value: Any
         if kind in (Kind.TEXT, Kind.VERSION):
             value = text_of(child)
-            if name == "MMStatus" and value and value.isdigit():
-                # Some MMSCs send a status code ("1000") instead of the enumeration.
-                self.note("numeric_mm_status")
         elif kind is Kind.BOOL:
             value = read_bool(text_of(child) or "", self.leniencies)
         elif kind is Kind.INT:
@@ -434,10 +443,13 @@ class _Reader:
 
     def _address(self, element: etree._Element) -> Address | None:
         target = None
+        kind = AddressKind.NUMBER
         for candidate in element.iterdescendants(etree.Element):
-            name = local_name(candidate)
-            if name in _ADDRESS_KINDS or name.lower() in _ADDRESS_KINDS_CI:
-                target = candidate
+            tag = candidate.tag
+            name = tag[tag.find("}") + 1 :]
+            found = _ADDRESS_KINDS.get(name) or _ADDRESS_KINDS_CI.get(name.lower())
+            if found is not None:
+                target, kind = candidate, found
                 break
         if target is None:
             text = text_of(element) or ""
@@ -450,11 +462,11 @@ class _Reader:
             if had_suffix:
                 self.note("plmn_suffix")
             return Address(value=value, kind=kind)
-        name = local_name(target)
-        kind = _ADDRESS_KINDS.get(name) or _ADDRESS_KINDS_CI[name.lower()]
         value, had_suffix = strip_plmn_suffix(text_of(target) or "")
         if had_suffix:
             self.note("plmn_suffix")
+        if not target.attrib:  # the common case
+            return Address(value=value, kind=kind)
         display = attribute(target, "displayOnly")
         coding = attribute(target, "addressCoding")
         address_coding = None

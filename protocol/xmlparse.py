@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import TYPE_CHECKING, Final
 
 from lxml import etree
@@ -44,9 +45,19 @@ def python_codec(charset: str) -> str:
     return CHARSET_ALIASES.get(charset.strip().strip('"').lower(), charset.strip().strip('"'))
 
 
+_LOCAL = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    # A fresh parser per call: lxml parsers are not thread-safe, and the gateway decodes
-    # in executor threads.
+    # One parser per thread: lxml parsers are not thread-safe (the gateway decodes in
+    # executor threads), and building one per call cost as much as a small parse.
+    parser: etree.XMLParser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = _new_parser()
+    return parser
+
+
+def _new_parser() -> etree.XMLParser:
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
