@@ -164,18 +164,22 @@ async def run_demo(timeout: float, keep: bool) -> int:
                     return 1
             async with http.get(api + "/v1/inbound", headers=headers) as r:
                 inbound = await _json(r)
-            items = inbound.get("items", inbound if isinstance(inbound, list) else [])
+            items = inbound.get("data", [])
             if not items:
                 out.step("inbound MMS not found")
                 return 1
             latest = items[0]
-            out.step("inbound MMS received", f"from {latest.get('from')}: {latest.get('text')!r}")
-            for part in latest.get("parts", latest.get("media", [])):
-                url = part.get("url")
-                if url:
-                    async with http.get(url) as r:
-                        size = len(await r.read())
-                    out.step("media URL works", f"{part.get('content_type')} {size} bytes {url}")
+            out.step("inbound MMS received", f"from {latest.get('from')} to {latest.get('to')}: {latest.get('subject')!r}")
+            for part in latest.get("media", []):
+                if part.get("text"):
+                    out.step("  text part", repr(part["text"]))
+                    continue
+                async with http.get(part["url"]) as r:
+                    size = len(await r.read())
+                    if r.status != 200:
+                        out.step("media URL failed", f"HTTP {r.status}")
+                        return 1
+                out.step("  media URL works", f"{part.get('content_type')} {size} bytes {part['url']}")
             out.step("metrics", f"{ops}/metrics")
             async with http.get(ops + "/metrics") as r:
                 for line in (await r.text()).splitlines():
