@@ -35,10 +35,10 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    handle = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "gateway", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
-    )
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
+        )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
