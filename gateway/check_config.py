@@ -1,4 +1,9 @@
-"""``mm7-gateway check-config FILE``: validate a config and list every problem with its key path."""
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
+"""``mm7-gateway check-config FILE``: validate a gateway config file without starting it.
+
+Prints ``ok: N mmsc routes, M api keys`` and exits 0, or prints every problem as
+``FILE: key.path: message`` (one per line) on stderr and exits 2.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,17 @@ from gateway.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="gateway TOML config file")
+    parser.add_argument("file", metavar="FILE", type=Path, help="gateway TOML config file")
 
 
 def run(args: argparse.Namespace) -> int:
+    path: Path = args.file
     try:
-        config = load_config(args.file)
+        config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
-            where = f"{problem.key_path}: " if problem.key_path else ""
-            message = problem.message.removeprefix(f"{args.file}: ")
-            print(f"{args.file}: {where}{message}", file=sys.stderr)
+            sys.stderr.write(f"{path}: {problem}\n")
         return 2
-    print(f"ok: {len(config.mmsc)} mmsc route(s), {len(config.api_keys)} api key(s)")
+    # Always plural: the line is a fixed format that scripts may match.
+    sys.stdout.write(f"ok: {len(config.mmsc)} mmsc routes, {len(config.api_keys)} api keys\n")
     return 0

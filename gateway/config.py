@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """The gateway's configuration model: every key, its type, default, bounds and meaning.
 
 Frozen pydantic models mirror the TOML sections of ``config/gateway.toml`` one to one
@@ -120,8 +121,22 @@ Seconds = Annotated[float, Strict(), Field(gt=0)]
 NonNegative = Annotated[float, Strict(), Field(ge=0)]
 Count = Annotated[int, Strict(), Field(ge=1)]
 Flag = Annotated[bool, Strict()]
-Name = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", max_length=64)]
-Prefix = Annotated[str, Field(pattern=r"^\+?[0-9]{1,15}$")]
+
+
+def _matching(pattern: str, explain: str) -> BeforeValidator:
+    regex = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not regex.match(value):
+            raise ValueError(explain)
+        return value
+
+    return BeforeValidator(check)
+
+
+Name = Annotated[str, _matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of a-z, 0-9, _ and -")]
+Prefix = Annotated[str, _matching(r"^\+?[0-9]{1,15}$", "must be digits, optionally after +")]
+StatusCode = Annotated[str, _matching(r"^[0-9]{4}$", "must be a 4-digit MM7 status code")]
 StatusAction = Literal["retry", "retry_slow_down", "fail"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -260,9 +275,7 @@ class MmscConfig(_Section):
     tls_cert_file: ExistingFile | None = None
     tls_key_file: ExistingFile | None = None
     tls_verify: Flag = True
-    status_overrides: dict[Annotated[str, Field(pattern=r"^[0-9]{4}$")], StatusAction] = Field(
-        default_factory=dict
-    )
+    status_overrides: dict[StatusCode, StatusAction] = Field(default_factory=dict)
     retry: RetrySection = RetrySection()
     #: False: the route carries text only; media parts follow ``media_policy``.
     mms: Flag = True

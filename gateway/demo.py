@@ -96,7 +96,7 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
     return await response.json(content_type=None)
 
 
-async def run_demo(timeout: float, keep: bool) -> int:
+async def run_demo(limit_seconds: float, *, keep: bool) -> int:
     from gateway.mock_mmsc.app import create_app  # noqa: PLC0415 - demo-only dependency
     from gateway.mock_mmsc.config import MockSettings  # noqa: PLC0415
 
@@ -105,10 +105,12 @@ async def run_demo(timeout: float, keep: bool) -> int:
     mock_port = _free_port()
     gateway = Gateway(demo_config(data_dir, mock_port))
     await gateway.start()
-    assert gateway.listeners.api and gateway.listeners.mm7 and gateway.listeners.ops  # noqa: S101
-    api = "http://%s:%d" % gateway.listeners.api
-    mm7 = "http://%s:%d/mm7" % gateway.listeners.mm7
-    ops = "http://%s:%d" % gateway.listeners.ops
+    listeners = gateway.listeners
+    if listeners.api is None or listeners.mm7 is None or listeners.ops is None:
+        raise RuntimeError("gateway listeners did not start")
+    api = "http://{}:{}".format(*listeners.api)
+    mm7 = "http://{}:{}/mm7".format(*listeners.mm7)
+    ops = "http://{}:{}".format(*listeners.ops)
     out.step("gateway started", f"api {api}  mm7 {mm7}  ops {ops}  data {data_dir}")
     mock_app = create_app(replace(MockSettings(), vasp_url=mm7, dr_delay=0.5, seed=1))
     mock_runner = web.AppRunner(mock_app)
@@ -116,7 +118,7 @@ async def run_demo(timeout: float, keep: bool) -> int:
     await web.TCPSite(mock_runner, "127.0.0.1", mock_port).start()
     out.step("mock MMSC started", f"http://127.0.0.1:{mock_port}/mm7")
     headers = {"Authorization": f"Bearer {DEMO_KEY}"}
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_seconds
     try:
         async with aiohttp.ClientSession() as http:
             image = _demo_image()
@@ -169,7 +171,10 @@ async def run_demo(timeout: float, keep: bool) -> int:
                 out.step("inbound MMS not found")
                 return 1
             latest = items[0]
-            out.step("inbound MMS received", f"from {latest.get('from')} to {latest.get('to')}: {latest.get('subject')!r}")
+            out.step(
+                "inbound MMS received",
+                f"from {latest.get('from')} to {latest.get('to')}: {latest.get('subject')!r}",
+            )
             for part in latest.get("media", []):
                 if part.get("text"):
                     out.step("  text part", repr(part["text"]))
@@ -179,13 +184,15 @@ async def run_demo(timeout: float, keep: bool) -> int:
                     if r.status != 200:
                         out.step("media URL failed", f"HTTP {r.status}")
                         return 1
-                out.step("  media URL works", f"{part.get('content_type')} {size} bytes {part['url']}")
+                out.step(
+                    "  media URL works", f"{part.get('content_type')} {size} bytes {part['url']}"
+                )
             out.step("metrics", f"{ops}/metrics")
             async with http.get(ops + "/metrics") as r:
                 for line in (await r.text()).splitlines():
-                    if line.startswith(("mm7gw_messages_accepted_total{", "mm7gw_delivery_reports_total{")):
-                        if not line.endswith(" 0.0"):
-                            print(f"         {line}")
+                    wanted = ("mm7gw_messages_accepted_total{", "mm7gw_delivery_reports_total{")
+                    if line.startswith(wanted) and not line.endswith(" 0.0"):
+                        print(f"         {line}")
         return 0
     finally:
         await mock_runner.cleanup()
@@ -198,7 +205,7 @@ async def run_demo(timeout: float, keep: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     configure_logging(level="warning", fmt="console")
     try:
-        return asyncio.run(run_demo(args.timeout, args.keep))
+        return asyncio.run(run_demo(args.timeout, keep=args.keep))
     except OSError as exc:
         print(f"error: demo could not start: {exc}", file=sys.stderr)
         return 1

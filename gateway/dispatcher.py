@@ -191,11 +191,14 @@ class RouteWorker:
     def wake(self) -> None:
         self.wake_event.set()
 
+    def is_stopping(self) -> bool:
+        return self.stopping
+
     # -- main loop ------------------------------------------------------------------------------
     async def run(self) -> None:
         while not self.stopping:
             await self.window.acquire()
-            if self.stopping:
+            if self.is_stopping():  # stop() may have run while we waited for a slot
                 self.window.release()
                 break
             batches = await self.store.claim_due(self.route.name, self.clock(), 1)
@@ -335,7 +338,7 @@ class RouteWorker:
         log.warning("submission ended", state=decision.state, reason=decision.reason)
         self._finished(batch)
 
-    def _finished(self, batch: Batch) -> None:
+    def _finished(self, _batch: Batch) -> None:
         if self.on_finished is not None:
             self.on_finished(self.route.name, 1)
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """The gateway's exception hierarchy: one root, one branch per layer.
 
 ``GatewayError`` is the root every gateway layer catches. Each error carries the answer the
@@ -9,9 +10,11 @@ raises the specific leaf and renders any ``ApiError`` with :meth:`ApiError.to_js
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class GatewayError(Exception):
@@ -94,7 +97,7 @@ class ApiError(GatewayError):
         )
 
 
-class _ApiErrorLeaf(ApiError):
+class _LeafApiError(ApiError):
     """An ``ApiError`` whose status and default code come from the class.
 
     Leaves are raised as ``ValidationError("to is required", field="to")``; ``code`` may be
@@ -121,56 +124,56 @@ class _ApiErrorLeaf(ApiError):
         )
 
 
-class ValidationError(_ApiErrorLeaf):
+class ValidationError(_LeafApiError):
     """The request is malformed or violates a rule (400)."""
 
     default_code = "validation_error"
     default_status = 400
 
 
-class AuthError(_ApiErrorLeaf):
+class AuthError(_LeafApiError):
     """No credentials, or credentials we do not know (401)."""
 
     default_code = "unauthorized"
     default_status = 401
 
 
-class ForbiddenError(_ApiErrorLeaf):
+class ForbiddenError(_LeafApiError):
     """Known credentials that may not do this (403)."""
 
     default_code = "forbidden"
     default_status = 403
 
 
-class NotFoundError(_ApiErrorLeaf):
+class NotFoundError(_LeafApiError):
     """The resource does not exist, or is not visible to this API key (404)."""
 
     default_code = "not_found"
     default_status = 404
 
 
-class IdempotencyConflict(_ApiErrorLeaf):
+class IdempotencyConflict(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """An ``Idempotency-Key`` reused with a different request (409)."""
 
     default_code = "idempotency_conflict"
     default_status = 409
 
 
-class PayloadTooLarge(_ApiErrorLeaf):
+class PayloadTooLarge(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """The body, a media part or the resulting MM7 message is over a size limit (413)."""
 
     default_code = "payload_too_large"
     default_status = 413
 
 
-class UnsupportedMedia(_ApiErrorLeaf):
+class UnsupportedMedia(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """Media the gateway cannot carry or adapt for the route (422)."""
 
     default_code = "unsupported_media"
     default_status = 422
 
 
-class Backpressure(_ApiErrorLeaf):
+class Backpressure(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """The queue is over its bound; the client should retry after ``retry_after`` (503)."""
 
     default_code = "queue_full"

@@ -1,9 +1,16 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Logging: structlog JSON lines (or a console renderer on a TTY) for our logs and stdlib's.
 
-One processor chain renders both structlog events and stdlib records (aiohttp.access,
-asyncio), so every line has the same shape. A redaction processor runs before rendering:
-secrets and media bytes never reach the output, and phone numbers are masked down to
-their last four digits unless masking is switched off.
+``configure_logging()`` is the one place logging is set up. One processor chain renders
+both structlog events and stdlib records (``aiohttp.access``, ``asyncio``), so every line
+has the same shape: ISO-8601 UTC ``timestamp``, ``level``, ``logger``, ``event`` and the
+context bound with ``structlog.contextvars.bound_contextvars`` (``message_id``, ``mmsc``,
+``transaction_id``, ``mm7_message_id``, ``request_id``).
+
+A redaction processor runs before rendering, so nothing below it can leak: values of
+secret-named keys become ``[redacted]``, bytes become ``[N bytes]`` (no media in logs),
+and phone numbers are masked to their last four digits (``+1******4567``) in the number
+keys, in free-text keys and in the event text, unless ``mask_numbers`` is off.
 """
 
 from __future__ import annotations
@@ -11,45 +18,111 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor
 
-_SECRET_KEYS: Final = frozenset(
-    {"password", "secret", "key", "api_key", "authorization", "token", "data", "body", "signature"}
+REDACTED: Final = "[redacted]"
+#: Keys whose values never reach the output (compared case-insensitively, ``-`` as ``_``).
+SECRET_KEYS: Final = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "key",
+        "api_key",
+        "apikey",
+        "authorization",
+        "proxy_authorization",
+        "cookie",
+        "set_cookie",
+        "token",
+        "signature",
+        "signing_key",
+        "data",
+        "body",
+        "content",
+    }
 )
-_NUMBER_KEYS: Final = frozenset({"to", "from", "recipient", "sender", "number", "msisdn"})
-_NUMBER: Final = re.compile(r"\+?\d[\d ]{5,}\d")
+#: Key suffixes that mark a secret too (``inbound_password``, ``webhook_secret``).
+_SECRET_SUFFIXES: Final = ("_password", "_secret", "_token", "_api_key", "_signing_key")
+#: Keys that hold phone numbers (a string or a list of them).
+NUMBER_KEYS: Final = frozenset(
+    {"to", "from", "from_", "recipient", "recipients", "sender", "number", "msisdn", "cc", "bcc"}
+)
+#: Free-text keys that may quote a number (an exception text, a peer's status text).
+_TEXT_KEYS: Final = frozenset({"event", "error", "reason", "status_text", "detail", "exception"})
+#: 7+ digits, an optional leading ``+``, single spaces between digit groups. Not dashes:
+#: ``2026-11-23`` is a date far more often than ``202-555-0101`` is a number in our logs.
+_NUMBER: Final = re.compile(r"(?<![\w*])\+?\d(?: ?\d){6,}(?!\w)")
+_MAX_DEPTH: Final = 4
+_HANDLER_MARK: Final = "_mm7gw_handler"
 
 
 def mask_number(text: str) -> str:
-    """``+12025550101`` → ``+1*******0101``: keep the country hint and the last 4 digits."""
+    """Mask every phone-number-like run in ``text`` down to its last four digits.
+
+    ``+12025554567`` → ``+1******4567`` (the ``+`` and first digit stay as a country
+    hint); ``2025554567`` → ``2*****4567``. Runs of fewer than 7 digits are left alone.
+    """
 
     def repl(match: re.Match[str]) -> str:
         value = match.group(0)
-        digits = [ch for ch in value if ch.isdigit()]
-        if len(digits) < 7:
-            return value
-        keep_head = 2 if value.startswith("+") else 1
-        head = value[:keep_head]
-        return head + "*" * (len(value) - keep_head - 4) + value[-4:]
+        digits = "".join(ch for ch in value if ch.isdigit())
+        head = ("+" if value.startswith("+") else "") + digits[0]
+        return head + "*" * (len(digits) - 5) + digits[-4:]
 
     return _NUMBER.sub(repl, text)
 
 
+def _is_secret(key: str) -> bool:
+    lowered = key.lower().replace("-", "_")
+    return lowered in SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+
+
+def _scrub(key: str, value: Any, mask_numbers: bool, depth: int) -> Any:
+    """Redact one value; recurse into mappings and sequences (headers, recipient lists)."""
+    if _is_secret(key):
+        return REDACTED
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"[{len(value)} bytes]"
+    lowered = key.lower()
+    if isinstance(value, str):
+        if mask_numbers and (lowered in NUMBER_KEYS or lowered in _TEXT_KEYS):
+            return mask_number(value)
+        return value
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _scrub(str(k), v, mask_numbers, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        # Items inherit the key: ``to=[...]`` is a list of numbers.
+        return [_scrub(key, item, mask_numbers, depth + 1) for item in value]
+    return value
+
+
 def redactor(mask_numbers: bool) -> Processor:
+    """A structlog processor that removes secrets and bytes and masks phone numbers."""
+
     def redact(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         for key in list(event_dict):
-            lowered = key.lower()
-            if lowered in _SECRET_KEYS:
-                event_dict[key] = "[redacted]"
-            elif mask_numbers and isinstance(event_dict[key], str):
-                if lowered in _NUMBER_KEYS or lowered == "event":
-                    event_dict[key] = mask_number(event_dict[key])
+            event_dict[key] = _scrub(str(key), event_dict[key], mask_numbers, 0)
         return event_dict
 
     return redact
+
+
+def _use_console(fmt: str, stream: TextIO) -> bool:
+    if fmt == "console":
+        return True
+    if fmt == "json":
+        return False
+    if fmt != "auto":
+        raise ValueError(f"unknown log format {fmt!r} (auto, json or console)")
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
 
 
 def configure_logging(
@@ -58,45 +131,61 @@ def configure_logging(
     mask_numbers: bool = True,
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog and stdlib logging; safe to call more than once."""
-    out = stream or sys.stderr
-    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    """Configure structlog and stdlib logging to one stream; safe to call more than once.
+
+    Args:
+        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
+        fmt: ``json`` (one object per line), ``console`` (human-readable), or ``auto``:
+            console when ``stream`` is a TTY, JSON otherwise.
+        mask_numbers: mask phone numbers down to their last four digits.
+        stream: where lines go; ``sys.stderr`` (as it is at call time) by default.
+
+    Raises:
+        ValueError: unknown ``level`` or ``fmt``.
+    """
+    out = stream if stream is not None else sys.stderr
+    numeric_level = logging.getLevelNamesMapping().get(level.upper())
+    if numeric_level is None:
+        raise ValueError(f"unknown log level {level!r}")
+    console = _use_console(fmt, out)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
         redactor(mask_numbers),
     ]
     renderer: Processor = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        structlog.dev.ConsoleRenderer(colors=_use_console("auto", out))
         if console
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(default=str)
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: a second configure_logging() (tests, demo) must take effect for
+        # loggers created at import time.
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
     root = logging.getLogger()
     for old in list(root.handlers):
-        if getattr(old, "_mm7gw", False):
+        if getattr(old, _HANDLER_MARK, False):
             root.removeHandler(old)
-    handler._mm7gw = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker
+            old.close()
     root.addHandler(handler)
-    root.setLevel(level.upper())
-
+    root.setLevel(numeric_level)

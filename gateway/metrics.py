@@ -1,8 +1,17 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
 """Every Prometheus metric of the gateway (DESIGN.md §7), declared once on an injected registry.
 
-Label values come only from configuration (route/MMSC names) and fixed enums below, never
-from phone numbers or message ids; known series are pre-created at zero so dashboards and
-alerts see them before the first event.
+Theory of operation: ``Metrics(registry, mmsc_names)`` creates each metric on the given
+registry (one per ``Gateway``; no module-level metric objects, so tests build as many as
+they like) plus the process, platform and GC collectors. Names carry base units
+(``_seconds``, ``_total``). Label values come only from configuration (route/MMSC names)
+and the fixed enums below, never from phone numbers, message ids or raw paths: the helper
+methods map anything outside an enum to ``other`` (and unknown MMSC names to ``unknown``),
+so a bug or a hostile peer cannot blow up the series count. Known series are pre-created
+at zero so dashboards and alerts see them before the first event.
+
+The metric attributes are public for the few places that need ``.set()`` on a gauge or a
+custom observation; prefer the helpers, which check the labels.
 """
 
 from __future__ import annotations
@@ -12,7 +21,6 @@ from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -20,11 +28,17 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 
 from gateway import __version__
+from protocol.messages import MM_DELIVERY_STATUSES
 
+OTHER: Final = "other"
+UNKNOWN_MMSC: Final = "unknown"
+
+#: ``mm7gw_submit_requests_total{status_class}``: the MM7 status range of the answer
+#: (1xxx success, 2xxx client, 3xxx server, 4xxx service) or the transport failure.
 STATUS_CLASSES: Final = (
     "success",
     "client_error",
@@ -34,41 +48,67 @@ STATUS_CLASSES: Final = (
     "network_error",
     "timeout",
 )
+#: ``mm7gw_retries_total{reason}``.
 RETRY_REASONS: Final = ("status", "http", "network", "timeout", "slow_down")
-MM_STATUSES: Final = (
-    "Retrieved",
-    "Forwarded",
-    "Deferred",
-    "Indeterminate",
-    "Expired",
-    "Rejected",
-    "Unrecognised",
-    "DeliveryConditionNotMet",
-    "numeric_success",
-    "numeric_failure",
-    "other",
-)
+#: ``mm7gw_delivery_reports_total{mm_status}``: the 8 MM7 MMStatus values, the numeric
+#: statuses some MMSCs send instead (1000 = success), and ``other``.
+MM_STATUSES: Final = (*MM_DELIVERY_STATUSES, "numeric_success", "numeric_failure", OTHER)
+#: ``mm7gw_webhook_deliveries_total{outcome}``.
 WEBHOOK_OUTCOMES: Final = ("delivered", "retry", "dead_letter")
+#: ``mm7gw_media_adaptations_total{result}``.
 MEDIA_RESULTS: Final = ("unchanged", "adapted", "converted", "link_fallback", "rejected")
+#: ``mm7gw_api_requests_total{method}``.
+HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: protocol names its leniencies in short snake_case and exposes no list of them, so the
+#: shape bounds the label set.
 _LENIENCY: Final = re.compile(r"^[a-z_]{1,40}$")
+#: Route templates look like ``/v1/messages/{id}``; anything else is not a template.
+_ROUTE_TEMPLATE: Final = re.compile(r"^/[A-Za-z0-9_./{}-]{0,100}$")
 
+#: 1 ms .. 30 s, roughly x2.5 per step: MMSC answers range from LAN-fast to timeouts.
 LATENCY_BUCKETS: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)
+)  # fmt: skip
+#: 0 (no wait: the common case gets its own bucket) .. 60 s (a slowed-down long code).
 WAIT_BUCKETS: Final = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+
+
+def _bounded(value: str, allowed: Iterable[str], fallback: str = OTHER) -> str:
+    return value if value in allowed else fallback
 
 
 def leniency_label(kind: str) -> str:
     """Bound the leniency label set: protocol's names are short snake_case words."""
-    return kind if _LENIENCY.match(kind) else "other"
+    return kind if _LENIENCY.match(kind) else OTHER
+
+
+def mm_status_label(mm_status: str | None) -> str:
+    """A DeliveryReportReq ``MMStatus`` as a bounded label (case-insensitive match).
+
+    Numeric statuses (a vendor habit) map to ``numeric_success`` for 1000, else
+    ``numeric_failure``; anything else unknown to ``other``.
+    """
+    value = (mm_status or "").strip()
+    if value.isdigit():
+        return "numeric_success" if int(value) == 1000 else "numeric_failure"
+    folded = value.lower().replace(" ", "").replace("_", "")
+    for known in MM_DELIVERY_STATUSES:
+        if known.lower() == folded:
+            return known
+    return OTHER
 
 
 class Metrics:
-    """The gateway's metrics; one instance per ``Gateway`` (and registry)."""
+    """The gateway's metrics; one instance per ``Gateway`` (and registry).
 
-    def __init__(self, registry: CollectorRegistry, mmsc_names: Iterable[str]) -> None:
+    Args:
+        registry: where every metric and the process/platform/GC collectors register.
+        mmsc_names: the configured ``[[mmsc]]`` names; their series start at zero.
+    """
+
+    def __init__(self, registry: CollectorRegistry, mmsc_names: Iterable[str] = ()) -> None:
         self.registry = registry
-        names = tuple(mmsc_names)
+        self.mmsc_names: tuple[str, ...] = tuple(mmsc_names)
         self.messages_accepted_total = Counter(
             "mm7gw_messages_accepted_total",
             "Messages accepted through the REST API (answered 202), by first route.",
@@ -83,7 +123,7 @@ class Metrics:
         )
         self.submit_latency_seconds = Histogram(
             "mm7gw_submit_latency_seconds",
-            "Time from sending a SubmitReq to reading the MMSC's answer.",
+            "Time from sending a SubmitReq to reading the MMSC's answer, in seconds.",
             ["mmsc"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
@@ -102,7 +142,7 @@ class Metrics:
         )
         self.throttle_wait_seconds = Histogram(
             "mm7gw_throttle_wait_seconds",
-            "Time a submission waited for the route's (and sender's) token bucket.",
+            "Time a submission waited for the route's (and sender's) token bucket, in seconds.",
             ["mmsc"],
             buckets=WAIT_BUCKETS,
             registry=registry,
@@ -139,7 +179,7 @@ class Metrics:
         )
         self.dead_letters = Gauge(
             "mm7gw_dead_letters",
-            "Webhook events that exhausted their retries (dead-lettered).",
+            "Webhook events that exhausted their retries (dead-lettered) and are kept.",
             registry=registry,
         )
         self.media_adaptations_total = Counter(
@@ -156,21 +196,24 @@ class Metrics:
         )
         self.api_requests_total = Counter(
             "mm7gw_api_requests_total",
-            "REST API requests by method, route template and HTTP status.",
+            "REST API requests by method, matched route template and HTTP status.",
             ["method", "route", "status"],
             registry=registry,
         )
         self.build_info = Gauge(
-            "mm7gw_build_info", "Build information (value is always 1).", ["version"], registry=registry
+            "mm7gw_build_info",
+            "Build information of the running gateway (value is always 1).",
+            ["version"],
+            registry=registry,
         )
         self.build_info.labels(version=__version__).set(1)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-        self._precreate(names)
+        self._precreate()
 
-    def _precreate(self, names: tuple[str, ...]) -> None:
-        for name in names:
+    def _precreate(self) -> None:
+        for name in self.mmsc_names:
             self.messages_accepted_total.labels(route=name)
             self.queue_depth.labels(mmsc=name)
             self.in_flight.labels(mmsc=name)
@@ -189,7 +232,96 @@ class Metrics:
         for result in MEDIA_RESULTS:
             self.media_adaptations_total.labels(result=result)
 
+    # -- label-checked helpers ------------------------------------------------------------
+    def _mmsc(self, name: str) -> str:
+        return _bounded(name, self.mmsc_names, UNKNOWN_MMSC)
 
-def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
-    """The text exposition of ``registry`` and its Content-Type."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    def accepted(self, route: str) -> None:
+        """A message was accepted (202) for ``route``."""
+        self.messages_accepted_total.labels(route=self._mmsc(route)).inc()
+
+    def submit_result(self, mmsc: str, status_class: str, seconds: float | None = None) -> None:
+        """One SubmitReq exchange ended as ``status_class``, after ``seconds`` if known."""
+        name = self._mmsc(mmsc)
+        label = _bounded(status_class, STATUS_CLASSES, "http_error")
+        self.submit_requests_total.labels(mmsc=name, status_class=label).inc()
+        if seconds is not None:
+            self.submit_latency_seconds.labels(mmsc=name).observe(max(0.0, seconds))
+
+    def throttle_wait(self, mmsc: str, seconds: float) -> None:
+        """A submission waited ``seconds`` for its token bucket(s)."""
+        self.throttle_wait_seconds.labels(mmsc=self._mmsc(mmsc)).observe(max(0.0, seconds))
+
+    def set_queue(self, mmsc: str, depth: int, in_flight: int | None = None) -> None:
+        """Current queue depth (and optionally in-flight count) of a route."""
+        name = self._mmsc(mmsc)
+        self.queue_depth.labels(mmsc=name).set(depth)
+        if in_flight is not None:
+            self.in_flight.labels(mmsc=name).set(in_flight)
+
+    def retry(self, mmsc: str, reason: str) -> None:
+        """A submission was rescheduled; ``reason`` outside the enum counts as ``status``."""
+        label = _bounded(reason, RETRY_REASONS, "status")
+        self.retries_total.labels(mmsc=self._mmsc(mmsc), reason=label).inc()
+
+    def delivery_report(self, mmsc: str, mm_status: str | None) -> None:
+        """A DeliveryReportReq arrived; its MMStatus is normalised by ``mm_status_label``."""
+        name = self._mmsc(mmsc)
+        label = mm_status if mm_status in MM_STATUSES else mm_status_label(mm_status)
+        self.delivery_reports_total.labels(mmsc=name, mm_status=label).inc()
+
+    def unknown_delivery_report(self, mmsc: str) -> None:
+        """A delivery report matched no stored message."""
+        self.unknown_delivery_reports_total.labels(mmsc=self._mmsc(mmsc)).inc()
+
+    def inbound(self, mmsc: str) -> None:
+        """An inbound MMS (DeliverReq) was stored."""
+        self.inbound_messages_total.labels(mmsc=self._mmsc(mmsc)).inc()
+
+    def leniencies(self, mmsc: str, kinds: Iterable[str]) -> None:
+        """Count each leniency ``decode()`` reported for one MMSC request."""
+        name = self._mmsc(mmsc)
+        for kind in kinds:
+            self.decode_leniencies_total.labels(mmsc=name, kind=leniency_label(kind)).inc()
+
+    def webhook(self, outcome: str) -> None:
+        """One webhook POST attempt ended as ``outcome`` (delivered, retry, dead_letter).
+
+        Raises:
+            ValueError: ``outcome`` is not one of ``WEBHOOK_OUTCOMES`` (a programming error).
+        """
+        if outcome not in WEBHOOK_OUTCOMES:
+            raise ValueError(f"unknown webhook outcome {outcome!r}")
+        self.webhook_deliveries_total.labels(outcome=outcome).inc()
+
+    def media(self, result: str) -> None:
+        """One media part went through the pipeline with ``result``.
+
+        Raises:
+            ValueError: ``result`` is not one of ``MEDIA_RESULTS`` (a programming error).
+        """
+        if result not in MEDIA_RESULTS:
+            raise ValueError(f"unknown media result {result!r}")
+        self.media_adaptations_total.labels(result=result).inc()
+
+    def api_request(self, method: str, route: str | None, status: int) -> None:
+        """One REST request; ``route`` is the matched template (``/v1/messages/{id}``).
+
+        Pass ``None`` when nothing matched (404s): raw paths never become labels.
+        """
+        template = route if route is not None and _ROUTE_TEMPLATE.match(route) else "unmatched"
+        self.api_requests_total.labels(
+            method=_bounded(method.upper(), HTTP_METHODS), route=template, status=str(status)
+        ).inc()
+
+
+def exposition(registry: CollectorRegistry, accept_header: str | None = None) -> tuple[bytes, str]:
+    """The body and Content-Type for ``GET /metrics``.
+
+    Args:
+        registry: what to expose.
+        accept_header: the request's ``Accept``; OpenMetrics when the scraper asks for it,
+            else the Prometheus text format.
+    """
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(registry), content_type

@@ -23,7 +23,7 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 

@@ -38,7 +38,6 @@ from gateway.store import MessageRecord, NewMessage, PartRef, SqliteStore
 ENVELOPE_OVERHEAD = 2048
 
 
-
 @dataclass(frozen=True, slots=True)
 class RouteLimits:
     max_message_bytes: int
@@ -116,7 +115,8 @@ class SubmissionService:
     def check_backpressure(self) -> None:
         if self.queue.total >= self.max_queue_depth:
             raise Backpressure(
-                f"the queue holds {self.queue.total} submissions, its limit is {self.max_queue_depth}",
+                f"the queue holds {self.queue.total} submissions; "
+                f"its limit is {self.max_queue_depth}",
                 retry_after=5,
             )
 
@@ -142,15 +142,23 @@ class SubmissionService:
         parts: list[MediaPart] = []
         if request.text and media:
             parts.append(
-                MediaPart(content_type="text/plain; charset=utf-8", data=request.text.encode(), content_id="text")
+                MediaPart(
+                    content_type="text/plain; charset=utf-8",
+                    data=request.text.encode(),
+                    content_id="text",
+                )
             )
         parts += [
             MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
             for i, (ct, data) in enumerate(media)
         ]
-        original = ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        original = (
+            ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        )
         if not media:
-            return Content(parts=[], text=request.text, original=original, adapted=original, fallback=None)
+            return Content(
+                parts=[], text=request.text, original=original, adapted=original, fallback=None
+            )
         if not all(self.limits[r].mms for r in set(routes)):
             return await self._link_fallback(request, media, original, "route does not take MMS")
         try:
@@ -197,7 +205,9 @@ class SubmissionService:
             links.append(self.link_for(digest))
         self.on_media_action("link_fallback")
         text = "\n".join([*(t for t in [request.text] if t), *links])
-        return Content(parts=[], text=text, original=original, adapted=len(text.encode()), fallback="link")
+        return Content(
+            parts=[], text=text, original=original, adapted=len(text.encode()), fallback="link"
+        )
 
     async def submit(
         self,
@@ -222,7 +232,7 @@ class SubmissionService:
                 )
         media = [await self._resolve_media(item) for item in request.media]
         content = await self._prepare_content(request, routes, media)
-        parts = []
+        parts: list[PartRef] = []
         for part in content.parts:
             digest = await self.media_store.put(part.data)
             parts.append(

@@ -216,15 +216,40 @@ def _locate(
 # -- reading fields ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _layout_notes(tag: str, version: str, seen: tuple[str, ...]) -> tuple[str, ...]:
+    """Leniencies for the children a message carried, in order, against the schema layout.
+
+    Cached: a peer sends the same element sequence for every message of a kind.
+    """
+    cls = MESSAGE_TYPES[tag]
+    layout, order = _layout_order(tag, version)
+    notes: list[str] = []
+    positions = [order[name] for name in seen if name in order]
+    if positions != sorted(positions):
+        notes.append("element_order")
+    present = set(seen)
+    if present - order.keys():
+        notes.append("element_not_in_version")
+    for name, required in layout:
+        if required and name not in present and name != "MM7Version":
+            # Aliased names (Date/TimeStamp) count as present.
+            attr = cls.ELEMENTS[name][0]
+            if not any(cls.ELEMENTS[s][0] == attr for s in present):
+                notes.append("missing_mandatory")
+                break
+    if "MM7Version" not in present:
+        notes.append("missing_mandatory")
+    return tuple(notes)
+
+
 @functools.cache
 def _lowered_names(tag: str) -> dict[str, str]:
     return {name.lower(): name for name in MESSAGE_TYPES[tag].ELEMENTS}
 
 
 @functools.cache
-def _layout_order(
-    tag: str, version: str
-) -> tuple[tuple[tuple[str, bool], ...], dict[str, int]]:
+def _layout_order(tag: str, version: str) -> tuple[tuple[tuple[str, bool], ...], dict[str, int]]:
     layout = LAYOUTS[version].get(tag) or LAYOUTS["REL-6-MM7-1-4"][tag]
     return layout, {name: i for i, (name, _) in enumerate(layout)}
 
@@ -345,22 +370,7 @@ class _Reader:
         )
 
     def _check_layout(self, cls: type[Message], version: str | None, seen: list[str]) -> None:
-        layout, order = _layout_order(cls.TAG, closest_known(version))
-        positions = [order[name] for name in seen if name in order]
-        if positions != sorted(positions):
-            self.note("element_order")
-        present = set(seen)
-        if present - order.keys():
-            self.note("element_not_in_version")
-        for name, required in layout:
-            if required and name not in present and name != "MM7Version":
-                # Aliased names (Date/TimeStamp) count as present.
-                attr = cls.ELEMENTS[name][0]
-                if not any(cls.ELEMENTS[s][0] == attr for s in present):
-                    self.note("missing_mandatory")
-                    break
-        if "MM7Version" not in present:
-            self.note("missing_mandatory")
+        self.leniencies.extend(_layout_notes(cls.TAG, closest_known(version), tuple(seen)))
 
     # -- value readers --------------------------------------------------------------
     def _read(
@@ -462,6 +472,10 @@ class _Reader:
             if had_suffix:
                 self.note("plmn_suffix")
             return Address(value=value, kind=kind)
+        return self._address_of(target, kind)
+
+    def _address_of(self, target: etree._Element, kind: AddressKind) -> Address:
+        """The address held by a ``Number``/``ShortCode``/``RFC2822Address`` element."""
         value, had_suffix = strip_plmn_suffix(text_of(target) or "")
         if had_suffix:
             self.note("plmn_suffix")
@@ -500,9 +514,11 @@ class _Reader:
         return Recipients(to=tuple(groups["to"]), cc=tuple(groups["cc"]), bcc=tuple(groups["bcc"]))
 
     def _address_from_self(self, element: etree._Element) -> Address:
-        holder = etree.Element("holder")
-        holder.append(_copy(element))
-        address = self._address(holder)
+        name = local_name(element)
+        kind = _ADDRESS_KINDS.get(name) or _ADDRESS_KINDS_CI.get(name.lower())
+        if kind is not None:
+            return self._address_of(element, kind)
+        address = self._address(element)
         return address if address is not None else Address(value="")
 
     def _sender_id(self, element: etree._Element) -> SenderIdentification:
@@ -547,10 +563,6 @@ class _Reader:
             if number is not None:
                 out.append(number)
         return tuple(out)
-
-
-def _copy(element: etree._Element) -> etree._Element:
-    return etree.fromstring(etree.tostring(element))
 
 
 def _check_href(

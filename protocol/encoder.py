@@ -11,6 +11,7 @@ we are strict in what we send.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from protocol.addresses import Address, AddressKind, Recipients
 from protocol.errors import EncodeError, UnsupportedVersion
 from protocol.layouts import LAYOUTS
 from protocol.messages import (
+    MESSAGE_TYPES,
     Attachment,
     ContentReference,
     ErrorRsp,
@@ -57,6 +59,33 @@ _RESPONSE_FIELDS: Final = frozenset({"status_code", "status_text", "details"})
 _ERROR_FIELDS: Final = frozenset({"fault_code", "fault_string"})
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one message type is emitted in one schema version (computed once)."""
+
+    #: (element, attribute, kind, required) in schema order.
+    steps: tuple[tuple[str, str, Kind, bool], ...]
+    #: (attribute, element) of fields this version does not define: must be unset.
+    undefined: tuple[tuple[str, str], ...]
+
+
+@functools.cache
+def _plan(tag: str, version: str) -> _Plan:
+    layout = LAYOUTS[version].get(tag)
+    if layout is None:
+        raise EncodeError(f"{tag} does not exist in MM7 schema {version}")
+    cls = MESSAGE_TYPES[tag]
+    steps = tuple((e, *cls.ELEMENTS[e], required) for e, required in layout)
+    emitted = {attr for _, attr, _, _ in steps}
+    skip = _BASE_FIELDS | _RESPONSE_FIELDS | _ERROR_FIELDS
+    undefined = tuple(
+        (f.name, next(e for e, (a, _) in cls.ELEMENTS.items() if a == f.name))
+        for f in dataclasses.fields(cls)
+        if f.name not in skip and f.name not in emitted
+    )
+    return _Plan(steps, undefined)
+
+
 class _Builder:
     """Renders one message for one schema version."""
 
@@ -67,65 +96,45 @@ class _Builder:
         self.legacy = version in LEGACY_VERSIONS
 
     # -- entry ---------------------------------------------------------------------------
-    def body_element(self, msg: Message) -> etree._Element:
-        tag = type(msg).TAG
-        layout = LAYOUTS[self.version].get(tag)
-        if layout is None:
-            raise EncodeError(f"{tag} does not exist in MM7 schema {self.version}")
+    def body_element(self, msg: Message, parent: etree._Element | None = None) -> etree._Element:
+        cls = type(msg)
+        plan = _plan(cls.TAG, self.version)
         # The MM7 namespace is the default one, unless an unqualified extension must
         # follow: libxml2 cannot undeclare a default namespace (no xmlns=""), so the
         # extension would silently move into the MM7 namespace. Use a prefix then.
         unqualified = any(ext.namespace is None for ext in msg.extensions)
         # ``Any`` keys: lxml takes None for the default namespace; its stubs say str.
         nsmap: dict[Any, str] = {"mm7": self.ns} if unqualified else {None: self.ns}
-        root = etree.Element(self.q + tag, nsmap=nsmap)
-        emitted: set[str] = set()
-        for element, required in layout:
-            attr, kind = type(msg).ELEMENTS[element]
-            emitted.add(attr)
-            self._emit(root, msg, element, attr, kind, required=required)
-        self._check_unemitted(msg, emitted)
+        # Built in place: appending a finished subtree makes lxml re-home every node.
+        root = (
+            etree.Element(self.q + cls.TAG, nsmap=nsmap)
+            if parent is None
+            else etree.SubElement(parent, self.q + cls.TAG, nsmap=nsmap)
+        )
+        for element, attr, kind, required in plan.steps:
+            if kind is Kind.VERSION:
+                self._text(root, element, msg.mm7_version or MM7_VERSION_VALUES[self.version][0])
+                continue
+            if kind is Kind.STATUS:
+                assert isinstance(msg, Response)  # noqa: S101 - ELEMENTS ties STATUS to responses
+                self._status(root, msg)
+                continue
+            value = getattr(msg, attr)
+            if value is None or (value == () and kind is not Kind.SENDER_ID):
+                if required:
+                    raise EncodeError(
+                        f"{cls.TAG}.{element} is required by MM7 schema {self.version}"
+                    )
+                continue
+            self._value(root, element, kind, value, cls.TAG)
+        for attr, element in plan.undefined:
+            if getattr(msg, attr) not in (None, ()):
+                raise EncodeError(
+                    f"{cls.TAG}.{element} is not defined in MM7 schema {self.version}"
+                )
         for ext in msg.extensions:
             root.append(self._extension(ext.name, ext.namespace, ext.text, ext.xml))
         return root
-
-    def _check_unemitted(self, msg: Message, emitted: set[str]) -> None:
-        skip = _BASE_FIELDS | _RESPONSE_FIELDS | _ERROR_FIELDS
-        for fld in dataclasses.fields(msg):
-            if fld.name in skip or fld.name in emitted:
-                continue
-            value = getattr(msg, fld.name)
-            if value not in (None, ()):
-                element = next(e for e, (a, _) in type(msg).ELEMENTS.items() if a == fld.name)
-                raise EncodeError(
-                    f"{type(msg).TAG}.{element} is not defined in MM7 schema {self.version}"
-                )
-
-    def _emit(
-        self,
-        parent: etree._Element,
-        msg: Message,
-        element: str,
-        attr: str,
-        kind: Kind,
-        *,
-        required: bool,
-    ) -> None:
-        if kind is Kind.VERSION:
-            self._text(parent, element, msg.mm7_version or MM7_VERSION_VALUES[self.version][0])
-            return
-        if kind is Kind.STATUS:
-            assert isinstance(msg, Response)  # noqa: S101 - ELEMENTS ties STATUS to responses
-            self._status(parent, msg)
-            return
-        value = getattr(msg, attr)
-        if value is None or (value == () and kind is not Kind.SENDER_ID):
-            if required:
-                raise EncodeError(
-                    f"{type(msg).TAG}.{element} is required by MM7 schema {self.version}"
-                )
-            return
-        self._value(parent, element, kind, value, type(msg).TAG)
 
     def _value(
         self, parent: etree._Element, element: str, kind: Kind, value: Any, tag: str
@@ -298,7 +307,6 @@ class _Builder:
         else:
             tid.set(ENV + "mustUnderstand", "1")
         body = etree.SubElement(envelope, ENV + "Body")
-        element = self.body_element(msg)
         if isinstance(msg, ErrorRsp):
             fault = etree.SubElement(body, ENV + "Fault")
             etree.SubElement(fault, "faultcode").text = msg.fault_code or fault_code_for(
@@ -307,9 +315,9 @@ class _Builder:
             etree.SubElement(fault, "faultstring").text = (
                 msg.fault_string or msg.status_text or status_name(msg.status_code)
             )
-            etree.SubElement(fault, "detail").append(element)
+            self.body_element(msg, etree.SubElement(fault, "detail"))
         else:
-            body.append(element)
+            self.body_element(msg, body)
         return etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
 
 
@@ -357,11 +365,8 @@ def encode_message(
         raise EncodeError(
             f"transfer_encoding must be 'binary' or 'base64', not {transfer_encoding!r}"
         )
-    if (
-        msg.attachments
-        and getattr(msg, "content", None) is None
-        and "content" in {f.name for f in dataclasses.fields(msg)}
-    ):
+    has_content = "content" in type(msg).__dataclass_fields__
+    if msg.attachments and has_content and getattr(msg, "content", None) is None:
         first = msg.attachments[0]
         if first.content_id is None:
             raise EncodeError("the first attachment needs a content_id for the Content href")

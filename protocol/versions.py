@@ -10,6 +10,7 @@ one (or none at all) and report what we had to guess.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -86,6 +87,7 @@ def is_known(version: str) -> bool:
     return version in MM7_VERSION_VALUES
 
 
+@functools.lru_cache(maxsize=64)
 def version_from_namespace(namespace: str | None) -> tuple[str | None, bool]:
     """Map a namespace URI to its version suffix.
 

@@ -105,7 +105,8 @@ def normalise_sender(raw: object) -> str:
     if _SHORT_CODE.match(text) or _ALNUM_SENDER.match(text):
         return text
     raise ValidationError(
-        "from must be a short code (3-8 digits), an E.164 long code or an alphanumeric id (up to 11 chars)",
+        "from must be a short code (3-8 digits), an E.164 long code "
+        "or an alphanumeric id (up to 11 chars)",
         field="from",
         code="invalid_sender",
     )
@@ -140,7 +141,7 @@ def _optional_str(body: dict[str, Any], key: str, max_len: int) -> str | None:
     return value
 
 
-def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+def _bool(body: dict[str, Any], key: str, *, default: bool) -> bool:
     value = body.get(key, default)
     if not isinstance(value, bool):
         raise ValidationError(f"{key} must be true or false", field=key)
@@ -230,8 +231,8 @@ def parse_submit(
         text=_optional_str(body, "text", 5000),
         media=_media(body.get("media"), file_parts or {}),
         route=_optional_str(body, "route", 64),
-        delivery_report=_bool(body, "delivery_report", True),
-        read_report=_bool(body, "read_report", False),
+        delivery_report=_bool(body, "delivery_report", default=True),
+        read_report=_bool(body, "read_report", default=False),
         priority=priority,
         send_at=_timestamp(body["send_at"], "send_at") if body.get("send_at") is not None else None,
         expires_at=(

@@ -15,8 +15,8 @@ from aiohttp import web
 from gateway.api.middleware import API_KEY_NAME
 from gateway.callbacks import sql
 from gateway.callbacks.signing import verify_media
-from gateway.media import MediaError, sniff
 from gateway.errors import ForbiddenError, NotFoundError, ValidationError
+from gateway.media import MediaError, sniff
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -140,7 +140,7 @@ class SqliteStore:
                     conn.execute("SAVEPOINT op")
                 try:
                     value = op.fn(conn)
-                except Exception as exc:  # noqa: BLE001 - the store thread must never die
+                except Exception as exc:
                     if op.write:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
@@ -160,9 +160,9 @@ class SqliteStore:
                 if not op.future.done():
                     op.future.set_exception(error)
             return
-        for op, value, exc in results:
-            if exc is not None:
-                op.future.set_exception(exc)
+        for op, value, failure in results:
+            if failure is not None:
+                op.future.set_exception(failure)
             else:
                 op.future.set_result(value)
 
@@ -269,7 +269,8 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.executemany(
-                "UPDATE batches SET state = 'queued', updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                "UPDATE batches SET state = 'queued', updated_at = ? "
+                "WHERE id = ? AND state = 'in_flight'",
                 [(now, batch_id) for batch_id in batch_ids],
             )
 
@@ -341,7 +342,8 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
         "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "
         "priority, delivery_report, read_report, callback_url, client_ref, idempotency_key, "
         "request_hash, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
-        "send_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        "send_at, expires_at) VALUES "
+        "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
         (
             new.id,
             new.api_key,
@@ -366,7 +368,7 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
             new.expires_at,
         ),
     )
-    recipient_rows = []
+    recipient_rows: list[tuple[str, int, str, int | None, float]] = []
     by_route: dict[str, list[tuple[int, str]]] = {}
     for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
         by_route.setdefault(route, []).append((idx, address))
@@ -463,7 +465,8 @@ def _claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> 
     if not rows:
         return []
     conn.executemany(
-        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, updated_at = ? "
+        "WHERE id = ?",
         [(now, row[0]) for row in rows],
     )
     batches = []
@@ -525,10 +528,14 @@ def _finish_batch(
     )
     final = tuple(FINAL_RECIPIENT_STATES)
     placeholders = ", ".join("?" for _ in final)
-    conn.execute(
-        "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
+    # Only "?" placeholders are interpolated into this statement.
+    statement = (
+        "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "  # noqa: S608
         "error = COALESCE(?, error), updated_at = ? "
-        f"WHERE batch_id = ? AND status NOT IN ({placeholders})",
+        f"WHERE batch_id = ? AND status NOT IN ({placeholders})"
+    )
+    conn.execute(
+        statement,
         (recipient_state, mm7_message_id, error, now, batch_id, *final),
     )
     if error is not None:

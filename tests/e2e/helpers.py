@@ -8,9 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -37,7 +36,10 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args], stdout=handle, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "gateway", *args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
 

@@ -58,7 +58,12 @@ def noisy_jpeg(size: tuple[int, int] = (400, 300)) -> bytes:
 
     rng = random.Random(3)
     image = Image.new("RGB", size)
-    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size[0] * size[1])])
+    image.putdata(
+        [
+            (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+            for _ in range(size[0] * size[1])
+        ]
+    )
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
@@ -129,4 +134,3 @@ class RunningGateway:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-

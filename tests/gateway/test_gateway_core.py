@@ -206,8 +206,24 @@ async def test_backpressure(tmp_path, run_gateway):
             400,
             "validation_error",
         ),
-        ({"to": TO, "media": [{"content_type": "image/jpeg", "data": b64(b"\xff\xd8\xff" + bytes(7000))}]}, 422, "corrupt_media"),
-        ({"to": TO, "media": [{"content_type": "application/pdf", "data": b64(b"%PDF-1.4 hello")}]}, 422, "unsupported_media"),
+        (
+            {
+                "to": TO,
+                "media": [
+                    {"content_type": "image/jpeg", "data": b64(b"\xff\xd8\xff" + bytes(7000))}
+                ],
+            },
+            422,
+            "corrupt_media",
+        ),
+        (
+            {
+                "to": TO,
+                "media": [{"content_type": "application/pdf", "data": b64(b"%PDF-1.4 hello")}],
+            },
+            422,
+            "unsupported_media",
+        ),
     ],
 )
 async def test_bad_input_is_rejected_and_stores_nothing(
@@ -256,7 +272,11 @@ async def test_multipart_form_submission(tmp_path, mock_mmsc, run_gateway):
     ) as r:
         body = await r.json()
         assert r.status == 202, body
-    assert [m["content_type"] for m in body["media"]] == ["application/smil", "text/plain; charset=utf-8", "image/jpeg"]
+    assert [m["content_type"] for m in body["media"]] == [
+        "application/smil",
+        "text/plain; charset=utf-8",
+        "image/jpeg",
+    ]
     await gw.wait_status(body["id"], {"submitted", "delivered"})
 
 
@@ -275,8 +295,12 @@ async def test_readyz_and_metrics(tmp_path, mock_mmsc, run_gateway):
 
 async def test_oversize_media_under_reject_policy(tmp_path, mock_mmsc, run_gateway):
     mock = await mock_mmsc()
-    gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_media_policy="reject", mmsc_max_message_bytes=4000))
-    status, body = await gw.submit({"to": TO, "media": [{"content_type": "image/jpeg", "data": b64(noisy_jpeg())}]})
+    gw = await run_gateway(
+        make_config(tmp_path, mock.url, mmsc_media_policy="reject", mmsc_max_message_bytes=4000)
+    )
+    status, body = await gw.submit(
+        {"to": TO, "media": [{"content_type": "image/jpeg", "data": b64(noisy_jpeg())}]}
+    )
     assert status == 413 and body["error"]["code"] == "media_too_large"
 
 
@@ -285,7 +309,13 @@ async def test_oversize_image_is_adapted_to_the_route_limit(tmp_path, mock_mmsc,
     gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_max_message_bytes=30_000))
     original = noisy_jpeg((900, 700))
     assert len(original) > 30_000
-    status, body = await gw.submit({"to": TO, "text": "fit me", "media": [{"content_type": "image/jpeg", "data": b64(original)}]})
+    status, body = await gw.submit(
+        {
+            "to": TO,
+            "text": "fit me",
+            "media": [{"content_type": "image/jpeg", "data": b64(original)}],
+        }
+    )
     assert status == 202, body
     assert body["original_bytes"] > 30_000 >= body["adapted_bytes"]
     await gw.wait_status(body["id"], {"submitted", "delivered"})
@@ -295,7 +325,9 @@ async def test_link_fallback_when_route_takes_no_mms(tmp_path, mock_mmsc, run_ga
     mock = await mock_mmsc()
     gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_mms=False))
     image = jpeg_bytes()
-    status, body = await gw.submit({"to": TO, "text": "see", "media": [{"content_type": "image/jpeg", "data": b64(image)}]})
+    status, body = await gw.submit(
+        {"to": TO, "text": "see", "media": [{"content_type": "image/jpeg", "data": b64(image)}]}
+    )
     assert status == 202, body
     assert body["fallback"] == "link" and body["media"] == []
     await gw.wait_status(body["id"], {"submitted", "delivered"})

@@ -41,7 +41,13 @@ def test_fixture_http_request_with_nested_parts() -> None:
     assert fields["subject"] == "Tomorrow: sunny"
     assert fields["time_stamp"] == "2025-03-01T08:00:00+00:00"
     assert fields["recipients"]["to"] == [
-        {"value": "+15550100001", "kind": "Number", "display_only": None, "address_coding": None, "id": None}
+        {
+            "value": "+15550100001",
+            "kind": "Number",
+            "display_only": None,
+            "address_coding": None,
+            "id": None,
+        }
     ]
     assert fields["content"] == {"href": "cid:presentation@fixture", "allow_adaptations": True}
     assert report["leniencies"] == []
@@ -91,7 +97,11 @@ def test_bare_body_with_content_type_option(tmp_path: Path) -> None:
         ("instantcom-deliverreq-crlf-binary-jpeg-rel6.txt", "DeliverReq", "qualified_href"),
         ("kt-deliveryreportreq-euckr-rel5-1-0.xml", "DeliveryReportReq", "numeric_mm_status"),
         ("sinchdoc-fault-rserrorrsp-2007-details-rel6.xml", "RSErrorRsp", "details_as_text"),
-        ("sinchdoc-deliveryreportreq-http-no-boundary-rel6.txt", "DeliveryReportReq", "multipart_without_boundary"),
+        (
+            "sinchdoc-deliveryreportreq-http-no-boundary-rel6.txt",
+            "DeliveryReportReq",
+            "multipart_without_boundary",
+        ),
     ],
 )
 def test_shared_samples(sample: str, kind: str, extra: str) -> None:

@@ -16,7 +16,9 @@ TPS = 20.0
 @pytest.mark.slow
 async def test_tps_is_honoured_over_ten_seconds(tmp_path, mock_mmsc, run_gateway):
     mock = await mock_mmsc(stats_last=1000, dr_delay=3600)
-    gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_tps=TPS, mmsc_burst=1.0, mmsc_max_in_flight=8))
+    gw = await run_gateway(
+        make_config(tmp_path, mock.url, mmsc_tps=TPS, mmsc_burst=1.0, mmsc_max_in_flight=8)
+    )
     client = gw.gateway.clients["mock"]
     sent: list[float] = []
     original = client.post
@@ -27,7 +29,10 @@ async def test_tps_is_honoured_over_ten_seconds(tmp_path, mock_mmsc, run_gateway
 
     client.post = recording_post  # type: ignore[method-assign]
     results = await asyncio.gather(
-        *(gw.submit({"to": "+12025550101", "text": f"t{i}", "delivery_report": False}) for i in range(260))
+        *(
+            gw.submit({"to": "+12025550101", "text": f"t{i}", "delivery_report": False})
+            for i in range(260)
+        )
     )
     assert all(status == 202 for status, _ in results)
     await asyncio.sleep(11.5)

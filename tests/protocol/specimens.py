@@ -45,14 +45,14 @@ def number(
     *,
     display_only: bool | None = None,
     address_coding: AddressCoding | None = None,
-    id: str | None = None,  # noqa: A002 - mirrors the schema attribute name
+    ident: str | None = None,
 ) -> Address:
     """A Number, with ``+`` only where the schema allows it and REL-6 attributes where they exist."""
     if version in LEGACY_VERSIONS:
         value = value.lstrip("+")
     if version not in ADDRESS_SECURITY_VERSIONS:
-        address_coding, id = None, None
-    return Address(value=value, display_only=display_only, address_coding=address_coding, id=id)
+        address_coding, ident = None, None
+    return Address(value=value, display_only=display_only, address_coding=address_coding, id=ident)
 
 
 def attachments() -> tuple[Attachment, ...]:
@@ -92,7 +92,7 @@ def _values(version: str) -> dict[str, Any]:
                 "+821098765432",
                 version,
                 address_coding=AddressCoding.OBFUSCATED,
-                id="rcpt-2",
+                ident="rcpt-2",
             ),
         ),
         cc=(Address.rfc2822("news@vasp.example", display_only=True),),

@@ -65,7 +65,9 @@ texts = (
 )
 nmtokens = st.text(string.ascii_letters + string.digits + "._:-", min_size=1, max_size=24)
 digits = st.text(string.digits, min_size=3, max_size=15)
-zones = st.sampled_from([None, UTC, timezone(timedelta(hours=9)), timezone(-timedelta(hours=5, minutes=30))])
+zones = st.sampled_from(
+    [None, UTC, timezone(timedelta(hours=9)), timezone(-timedelta(hours=5, minutes=30))]
+)
 datetimes = st.builds(
     lambda dt, tz: dt.replace(tzinfo=tz),
     st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),  # noqa: DTZ001
@@ -78,9 +80,17 @@ dates = st.one_of(datetimes, durations)
 @functools.cache
 def addresses(version: str, *, attributes: bool = True) -> st.SearchStrategy[Address]:
     legacy = version in LEGACY_VERSIONS
-    number = digits if legacy else st.builds(lambda plus, d: plus + d, st.sampled_from(["", "+"]), digits)
+    number = (
+        digits
+        if legacy
+        else st.builds(lambda plus, d: plus + d, st.sampled_from(["", "+"]), digits)
+    )
     short = st.text(string.digits, min_size=3, max_size=6)
-    email = st.builds(lambda u, d: f"{u}@{d}.example", nmtokens.filter(lambda s: ":" not in s), st.sampled_from(["vasp", "carrier"]))
+    email = st.builds(
+        lambda u, d: f"{u}@{d}.example",
+        nmtokens.filter(lambda s: ":" not in s),
+        st.sampled_from(["vasp", "carrier"]),
+    )
     security = attributes and version in ADDRESS_SECURITY_VERSIONS
     return st.one_of(
         *(
@@ -108,7 +118,10 @@ def sender_addresses(version: str) -> st.SearchStrategy[Address]:
         # Number (or an RFC2822Address when it holds '@').
         return st.one_of(
             digits.map(Address.number),
-            st.builds(lambda u: Address.rfc2822(f"{u}@vasp.example"), nmtokens.filter(lambda s: ":" not in s)),
+            st.builds(
+                lambda u: Address.rfc2822(f"{u}@vasp.example"),
+                nmtokens.filter(lambda s: ":" not in s),
+            ),
         )
     return addresses(version)
 
@@ -128,7 +141,15 @@ def sender_identifications(version: str) -> st.SearchStrategy[SenderIdentificati
     )
 
 
-_MEDIA = ["image/jpeg", "image/gif", "image/png", "text/plain; charset=utf-8", "audio/amr", "application/smil", "text/x-vCard"]
+_MEDIA = [
+    "image/jpeg",
+    "image/gif",
+    "image/png",
+    "text/plain; charset=utf-8",
+    "audio/amr",
+    "application/smil",
+    "text/x-vCard",
+]
 
 
 def leaves(ids: st.SearchStrategy[str]) -> st.SearchStrategy[Attachment]:
@@ -148,7 +169,11 @@ def attachment_trees() -> st.SearchStrategy[tuple[Attachment, ...]]:
     nested = st.builds(
         Attachment,
         content_type=st.sampled_from(
-            ['multipart/related; type="application/smil"', "multipart/mixed", "multipart/alternative"]
+            [
+                'multipart/related; type="application/smil"',
+                "multipart/mixed",
+                "multipart/alternative",
+            ]
         ),
         content_id=ids,
         parts=st.lists(leaves(optional_ids), min_size=1, max_size=4).map(tuple),
@@ -210,7 +235,9 @@ def _value(kind: Kind, element: str, version: str) -> st.SearchStrategy[Any]:
             UACapabilities, ua_prof=st.none() | texts, time_stamp=st.none() | datetimes
         ),
         Kind.PREVIOUSLY_SENT_BY: st.lists(
-            st.builds(UserAgent, address=addresses(version), sequence=st.none() | st.integers(0, 99)),
+            st.builds(
+                UserAgent, address=addresses(version), sequence=st.none() | st.integers(0, 99)
+            ),
             max_size=3,
         ).map(tuple),
         Kind.PREVIOUSLY_SENT_DATE: st.lists(

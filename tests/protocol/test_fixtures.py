@@ -43,7 +43,11 @@ def test_submit_req_with_smil_presentation() -> None:
     start, message = load("submit_req_rel6_14.http")
     assert start == "POST /mm7 HTTP/1.1"
     assert isinstance(message, SubmitReq)
-    assert (message.version, message.transaction_id, message.leniencies) == ("REL-6-MM7-1-4", "fx-submit-0001", ())
+    assert (message.version, message.transaction_id, message.leniencies) == (
+        "REL-6-MM7-1-4",
+        "fx-submit-0001",
+        (),
+    )
     assert message.recipients.to == (Address.number("+15550100001"),)
     assert message.recipients.cc == (Address.rfc2822("ops@example.com", display_only=True),)
     assert message.expiry_date == "P2D"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import (
     DecodeError,
@@ -29,10 +32,11 @@ SOAP = (
 
 
 @pytest.fixture(autouse=True)
-def _fast() -> Iterator[None]:
+def _fast(request: pytest.FixtureRequest) -> Iterator[None]:
     started = time.perf_counter()
     yield
-    assert time.perf_counter() - started < 2.0, "hostile input must be refused quickly"
+    if not hasattr(request.function, "hypothesis"):  # fuzz tests run many examples
+        assert time.perf_counter() - started < 2.0, "hostile input must be refused quickly"
 
 
 def test_billion_laughs_is_refused() -> None:
@@ -58,7 +62,10 @@ def test_external_entity_is_refused() -> None:
 
 
 def test_any_dtd_is_refused() -> None:
-    dtd = SOAP.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0"?><!DOCTYPE Envelope SYSTEM "http://evil.example/x.dtd">')
+    dtd = SOAP.replace(
+        b'<?xml version="1.0"?>',
+        b'<?xml version="1.0"?><!DOCTYPE Envelope SYSTEM "http://evil.example/x.dtd">',
+    )
     with pytest.raises(MalformedXML, match="document type"):
         decode(dtd, "text/xml")
 
@@ -78,7 +85,11 @@ def test_oversize_body() -> None:
 
 def test_oversize_soap_part() -> None:
     with pytest.raises(TooLarge) as info:
-        decode(SOAP.replace(b"<MessageID>m", b"<MessageID>" + b"m" * 5000), "text/xml", limits=Limits(max_xml_bytes=4096))
+        decode(
+            SOAP.replace(b"<MessageID>m", b"<MessageID>" + b"m" * 5000),
+            "text/xml",
+            limits=Limits(max_xml_bytes=4096),
+        )
     assert info.value.limit == "max_xml_bytes"
 
 
@@ -114,13 +125,30 @@ def test_mime_nesting_depth() -> None:
     for level in range(10):
         boundary = f"n{level}".encode()
         inner = (
-            b"--" + boundary + b"\r\nContent-Type: text/plain\r\n\r\n" + inner + b"\r\n--" + boundary + b"--"
+            b"--"
+            + boundary
+            + b"\r\nContent-Type: text/plain\r\n\r\n"
+            + inner
+            + b"\r\n--"
+            + boundary
+            + b"--"
             if level == 0
-            else b"--" + boundary + b'\r\nContent-Type: multipart/mixed; boundary="n' + str(level - 1).encode() + b'"\r\n\r\n' + inner + b"\r\n--" + boundary + b"--"
+            else b"--"
+            + boundary
+            + b'\r\nContent-Type: multipart/mixed; boundary="n'
+            + str(level - 1).encode()
+            + b'"\r\n\r\n'
+            + inner
+            + b"\r\n--"
+            + boundary
+            + b"--"
         )
     body = (
-        b"--top\r\nContent-Type: text/xml\r\n\r\n" + SOAP + b'\r\n--top\r\nContent-Type: multipart/mixed; boundary="n9"\r\n\r\n'
-        + inner + b"\r\n--top--\r\n"
+        b"--top\r\nContent-Type: text/xml\r\n\r\n"
+        + SOAP
+        + b'\r\n--top\r\nContent-Type: multipart/mixed; boundary="n9"\r\n\r\n'
+        + inner
+        + b"\r\n--top--\r\n"
     )
     with pytest.raises(TooLarge, match="nested") as info:
         decode(body, "multipart/related; boundary=top")
@@ -130,7 +158,10 @@ def test_mime_nesting_depth() -> None:
 
 
 def test_huge_part_headers() -> None:
-    body = b"--b\r\nContent-Type: text/xml\r\n" + b"X-Junk: " + b"a" * 20_000 + b"\r\n\r\n" + SOAP + b"\r\n--b--\r\n"
+    body = (
+        b"--b\r\nContent-Type: text/xml\r\n"
+        b"X-Junk: " + b"a" * 20_000 + b"\r\n\r\n" + SOAP + b"\r\n--b--\r\n"
+    )
     with pytest.raises(TooLarge) as info:
         decode(body, "multipart/related; boundary=b")
     assert info.value.limit == "max_header_bytes"
@@ -160,7 +191,10 @@ def test_body_that_is_neither_xml_nor_mime() -> None:
 def test_invalid_utf8() -> None:
     bad = SOAP.replace(b"<MessageID>m", b"<MessageID>\xff\xfe\xc3\x28")
     with pytest.raises(MalformedXML):
-        decode(bad.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="utf-8"?>'), "text/xml")
+        decode(
+            bad.replace(b'<?xml version="1.0"?>', b'<?xml version="1.0" encoding="utf-8"?>'),
+            "text/xml",
+        )
 
 
 def test_empty_body() -> None:
@@ -195,3 +229,53 @@ def test_every_error_is_a_protocol_error_with_a_status_code() -> None:
         assert issubclass(cls, DecodeError)
         assert issubclass(cls, ProtocolError)
         assert 2000 <= cls.status_code < 5000
+
+
+# -- fuzzing: whatever the bytes, only ProtocolError comes out ---------------------------------
+
+_SEED_BODIES = [
+    (
+        'multipart/related; boundary="b"; start="<soap>"',
+        b"--b\r\nContent-Type: text/xml\r\nContent-ID: <soap>\r\n\r\n"
+        + SOAP.replace(
+            b"<MessageID>m</MessageID>", b'<MessageID>m</MessageID><Content href="cid:x"/>'
+        )
+        + b"\r\n--b\r\nContent-Type: multipart/mixed; boundary=in\r\nContent-ID: <x>\r\n\r\n"
+        b"--in\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n"
+        b"--in\r\nContent-Type: image/gif\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGIF=3D\r\n"
+        b"--in--\r\n--b--\r\n",
+    ),
+    ("text/xml", SOAP),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=600),
+    st.sampled_from([None, "text/xml", "multipart/related; boundary=b", "multipart/related"]),
+)
+def test_arbitrary_bytes_raise_only_protocol_errors(data: bytes, content_type: str | None) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(data, content_type)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_mutated_messages_raise_only_protocol_errors(data: st.DataObject) -> None:
+    content_type, body = data.draw(st.sampled_from(_SEED_BODIES))
+    mutable = bytearray(body)
+    for _ in range(data.draw(st.integers(1, 6))):
+        action = data.draw(st.sampled_from(["flip", "cut", "dup", "insert"]))
+        pos = data.draw(st.integers(0, max(len(mutable) - 1, 0)))
+        if action == "flip" and mutable:
+            mutable[pos] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del mutable[pos : pos + data.draw(st.integers(1, 40))]
+        elif action == "dup":
+            mutable[pos:pos] = mutable[pos : pos + data.draw(st.integers(1, 40))]
+        else:
+            mutable[pos:pos] = data.draw(
+                st.sampled_from([b"\r\n", b"--b", b"<", b"&", b"\xff", b"--in--", b":"])
+            )
+    with contextlib.suppress(ProtocolError):
+        decode(bytes(mutable), content_type)

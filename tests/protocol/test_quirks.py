@@ -42,7 +42,9 @@ def envelope(
     declaration: str = '<?xml version="1.0" encoding="utf-8"?>',
 ) -> bytes:
     if header is None:
-        header = f'<mm7:TransactionID xmlns:mm7="{ns}" env:mustUnderstand="1">t-1</mm7:TransactionID>'
+        header = (
+            f'<mm7:TransactionID xmlns:mm7="{ns}" env:mustUnderstand="1">t-1</mm7:TransactionID>'
+        )
     return (
         f'{declaration}<env:Envelope xmlns:env="{ENV}"><env:Header>{header}</env:Header>'
         f"<env:Body>{body}</env:Body></env:Envelope>"
@@ -73,7 +75,9 @@ OK_STATUS = "<Status><StatusCode>1000</StatusCode><StatusText>Success</StatusTex
 
 @pytest.mark.parametrize("value", ["1.0", "1.6", "5.2.0", "6.7.0"])
 def test_mm7_version_values_seen_in_the_wild_are_kept(value: str) -> None:
-    message = decode(submit_rsp(f"<MM7Version>{value}</MM7Version>{OK_STATUS}<MessageID>x</MessageID>"))
+    message = decode(
+        submit_rsp(f"<MM7Version>{value}</MM7Version>{OK_STATUS}<MessageID>x</MessageID>")
+    )
     assert message.mm7_version == value
     assert message.version == "REL-6-MM7-1-4"
 
@@ -121,7 +125,11 @@ def test_fault_parts_in_the_mm7_namespace_via_default_namespace() -> None:
     ).encode()
     message = decode(raw, "text/xml")
     assert isinstance(message, RSErrorRsp)
-    assert (message.status_code, message.fault_code, message.fault_string) == (2007, "Client", "bad")
+    assert (message.status_code, message.fault_code, message.fault_string) == (
+        2007,
+        "Client",
+        "bad",
+    )
     assert "missing_transaction_id" in message.leniencies
 
 
@@ -157,7 +165,9 @@ def test_bare_message_without_envelope() -> None:
 
 
 def test_status_before_mm7_version() -> None:
-    message = decode(submit_rsp(f"{OK_STATUS}<MM7Version>5.3.0</MM7Version><MessageID>x</MessageID>"))
+    message = decode(
+        submit_rsp(f"{OK_STATUS}<MM7Version>5.3.0</MM7Version><MessageID>x</MessageID>")
+    )
     assert isinstance(message, SubmitRsp)
     assert (message.status_code, message.message_id) == (1000, "x")
     assert "element_order" in message.leniencies
@@ -349,7 +359,9 @@ def multipart(
     return b"".join(out)
 
 
-def two_parts(image_headers: list[str] | None = None, image: bytes = GIF) -> list[tuple[list[str], bytes]]:
+def two_parts(
+    image_headers: list[str] | None = None, image: bytes = GIF
+) -> list[tuple[list[str], bytes]]:
     return [
         (["Content-Type: text/xml; charset=utf-8", "Content-ID: <soap>"], SOAP),
         (image_headers or ["Content-Type: image/gif", "Content-ID: <img@x>"], image),
@@ -381,7 +393,10 @@ def test_content_type_parameter_variants(content_type: str) -> None:
 
 
 def test_missing_start_takes_the_first_part_even_without_content_id() -> None:
-    parts = [(["Content-Type: text/xml"], SOAP), (["Content-Type: image/gif", "Content-ID: <img@x>"], GIF)]
+    parts = [
+        (["Content-Type: text/xml"], SOAP),
+        (["Content-Type: image/gif", "Content-ID: <img@x>"], GIF),
+    ]
     message = decode(multipart(parts), 'multipart/related; boundary="b1"')
     assert _gif(message) == GIF
     assert "missing_start" in message.leniencies
@@ -423,7 +438,10 @@ def test_multipart_body_without_content_type_sniffs_the_boundary() -> None:
 )
 def test_href_forms(href: str, content_id: str, leniency: str | None) -> None:
     soap = SOAP.replace(b'href="cid:img@x"', f'href="{href}"'.encode())
-    parts = [(["Content-Type: text/xml"], soap), ([f"Content-ID: {content_id}", "Content-Type: image/gif"], GIF)]
+    parts = [
+        (["Content-Type: text/xml"], soap),
+        ([f"Content-ID: {content_id}", "Content-Type: image/gif"], GIF),
+    ]
     message = decode(multipart(parts), 'multipart/related; boundary="b1"')
     assert _gif(message) == GIF
     assert "dangling_href" not in message.leniencies
@@ -432,8 +450,13 @@ def test_href_forms(href: str, content_id: str, leniency: str | None) -> None:
 
 
 def test_namespace_qualified_href() -> None:
-    soap = SOAP.replace(b'<Content href="cid:img@x"/>', f'<Content xmlns:m="{NS6}" m:href="cid:img@x"/>'.encode())
-    parts = [(["Content-Type: text/xml"], soap), (["Content-ID: <img@x>", "Content-Type: image/gif"], GIF)]
+    soap = SOAP.replace(
+        b'<Content href="cid:img@x"/>', f'<Content xmlns:m="{NS6}" m:href="cid:img@x"/>'.encode()
+    )
+    parts = [
+        (["Content-Type: text/xml"], soap),
+        (["Content-ID: <img@x>", "Content-Type: image/gif"], GIF),
+    ]
     message = decode(multipart(parts), 'multipart/related; boundary="b1"')
     assert _gif(message) == GIF
     assert "qualified_href" in message.leniencies
@@ -441,13 +464,19 @@ def test_namespace_qualified_href() -> None:
 
 def test_href_to_a_content_location() -> None:
     soap = SOAP.replace(b"cid:img@x", b"photo.gif")
-    parts = [(["Content-Type: text/xml"], soap), (["Content-Location: photo.gif", "Content-Type: image/gif"], GIF)]
+    parts = [
+        (["Content-Type: text/xml"], soap),
+        (["Content-Location: photo.gif", "Content-Type: image/gif"], GIF),
+    ]
     assert _gif(decode(multipart(parts), 'multipart/related; boundary="b1"')) == GIF
 
 
 def test_dangling_href_is_reported() -> None:
     soap = SOAP.replace(b"cid:img@x", b"cid:missing")
-    message = decode(multipart([(["Content-Type: text/xml"], soap), (["Content-Type: image/gif"], GIF)]), "multipart/related; boundary=b1")
+    message = decode(
+        multipart([(["Content-Type: text/xml"], soap), (["Content-Type: image/gif"], GIF)]),
+        "multipart/related; boundary=b1",
+    )
     assert "dangling_href" in message.leniencies
     assert len(message.attachments) == 1
 
@@ -456,13 +485,22 @@ def test_dangling_href_is_reported() -> None:
 def test_nested_multipart_content(subtype: str) -> None:
     smil = b'<smil><body><par><img src="cid:img@x"/></par></body></smil>'
     inner = multipart(
-        [(["Content-Type: application/smil", "Content-ID: <pres>"], smil), (["Content-Type: image/gif", "Content-ID: <img@x>"], GIF)],
+        [
+            (["Content-Type: application/smil", "Content-ID: <pres>"], smil),
+            (["Content-Type: image/gif", "Content-ID: <img@x>"], GIF),
+        ],
         boundary="inner boundary 42",
     )
     soap = SOAP.replace(b"cid:img@x", b"cid:content")
     parts = [
         (["Content-Type: text/xml", "Content-ID: <soap>"], soap),
-        ([f'Content-Type: multipart/{subtype}; boundary="inner boundary 42"; start="<pres>"', "Content-ID: <content>"], inner),
+        (
+            [
+                f'Content-Type: multipart/{subtype}; boundary="inner boundary 42"; start="<pres>"',
+                "Content-ID: <content>",
+            ],
+            inner,
+        ),
     ]
     message = decode(multipart(parts), 'multipart/related; boundary="b1"; start="<soap>"')
     (content,) = message.attachments
@@ -495,7 +533,9 @@ def test_transfer_encodings(encoding: str | None, encoded: bytes, leniency: str 
     headers = ["Content-Type: image/gif", "Content-ID: <img@x>"]
     if encoding:
         headers.append(f"Content-Transfer-Encoding: {encoding}")
-    message = decode(multipart(two_parts(headers, encoded)), 'multipart/related; boundary="b1"; start="<soap>"')
+    message = decode(
+        multipart(two_parts(headers, encoded)), 'multipart/related; boundary="b1"; start="<soap>"'
+    )
     assert _gif(message) == GIF
     if leniency:
         assert leniency in message.leniencies
@@ -508,8 +548,15 @@ def test_7bit_text_part() -> None:
 
 
 def test_broken_base64_is_salvaged_and_reported() -> None:
-    headers = ["Content-Type: image/gif", "Content-ID: <img@x>", "Content-Transfer-Encoding: base64"]
-    message = decode(multipart(two_parts(headers, base64.b64encode(GIF) + b"!!")), "multipart/related; boundary=b1")
+    headers = [
+        "Content-Type: image/gif",
+        "Content-ID: <img@x>",
+        "Content-Transfer-Encoding: base64",
+    ]
+    message = decode(
+        multipart(two_parts(headers, base64.b64encode(GIF) + b"!!")),
+        "multipart/related; boundary=b1",
+    )
     assert _gif(message) == GIF
     assert "invalid_base64" in message.leniencies
 
@@ -530,12 +577,16 @@ def test_preamble_and_leading_blank_line() -> None:
 
 @pytest.mark.parametrize("boundary", ["--=_Part_1", "Story Parts 74526 8432", "b1"])
 def test_unusual_boundaries(boundary: str) -> None:
-    message = decode(multipart(two_parts(), boundary=boundary), f'multipart/related; boundary="{boundary}"')
+    message = decode(
+        multipart(two_parts(), boundary=boundary), f'multipart/related; boundary="{boundary}"'
+    )
     assert _gif(message) == GIF
 
 
 def test_junk_after_close_delimiter() -> None:
-    message = decode(multipart(two_parts(), close_trailer=b" trailing junk"), "multipart/related; boundary=b1")
+    message = decode(
+        multipart(two_parts(), close_trailer=b" trailing junk"), "multipart/related; boundary=b1"
+    )
     assert _gif(message) == GIF
     assert "junk_after_close_delimiter" in message.leniencies
 
@@ -561,14 +612,20 @@ def test_header_folding_tab_and_broken() -> None:
     parts = [(["Content-Type: text/xml"], soap), (folded, inner)]
     message = decode(multipart(parts), "multipart/related; boundary=b1")
     assert message.attachments[0].parts[0].data == GIF
-    broken = [(["Content-Type: text/xml"], soap), (["Content-Type: multipart/related;", "boundary=inner", "Content-ID: <content>"], inner)]
+    broken = [
+        (["Content-Type: text/xml"], soap),
+        (["Content-Type: multipart/related;", "boundary=inner", "Content-ID: <content>"], inner),
+    ]
     message = decode(multipart(broken), "multipart/related; boundary=b1")
     assert message.attachments[0].parts[0].data == GIF
     assert "broken_header_folding" in message.leniencies
 
 
 def test_header_without_space_after_colon() -> None:
-    parts = [(["Content-Type:text/xml", "Content-ID:<soap>"], SOAP), (["Content-Type:image/gif", "Content-ID:<img@x>"], GIF)]
+    parts = [
+        (["Content-Type:text/xml", "Content-ID:<soap>"], SOAP),
+        (["Content-Type:image/gif", "Content-ID:<img@x>"], GIF),
+    ]
     assert _gif(decode(multipart(parts), "multipart/related; boundary=b1; start=<soap>")) == GIF
 
 
@@ -613,8 +670,9 @@ def test_trailing_garbage_after_envelope() -> None:
 
 def test_soapaction_and_http_framing_of_a_request() -> None:
     raw = (
-        b"POST /mm7 HTTP/1.1\r\nHost: vasp.example\r\nSOAPAction: \"\"\r\n"
-        b"Content-Type: text/xml; charset=utf-8\r\nContent-Length: 99999\r\n\r\n" + envelope(dr_body())
+        b'POST /mm7 HTTP/1.1\r\nHost: vasp.example\r\nSOAPAction: ""\r\n'
+        b"Content-Type: text/xml; charset=utf-8\r\nContent-Length: 99999\r\n\r\n"
+        + envelope(dr_body())
     )
     start, headers, body = split_http_message(raw)
     assert start == "POST /mm7 HTTP/1.1"
@@ -630,7 +688,7 @@ def test_faults_over_http_200_and_500(status: bytes) -> None:
         f"</StatusCode><StatusText>Service unavailable</StatusText></Status></RSErrorRsp>"
         f"</detail></env:Fault>"
     )
-    raw = b"HTTP/1.1 " + status + b"\r\nContent-Type: text/xml\r\nSOAPAction: \"\"\r\n\r\n" + fault
+    raw = b"HTTP/1.1 " + status + b'\r\nContent-Type: text/xml\r\nSOAPAction: ""\r\n\r\n' + fault
     start, headers, body = split_http_message(raw)
     assert start is not None
     assert start.split()[1] == status.split()[0].decode()
@@ -648,9 +706,18 @@ def test_http_401_has_no_mm7_body() -> None:
 
 
 def test_status_details_as_text_or_elements() -> None:
-    for details, leniency in (("<Details>quota</Details>", True), ("<Details><Text>quota</Text></Details>", False)):
-        status = f"<Status><StatusCode>2001</StatusCode><StatusText>r</StatusText>{details}</Status>"
-        message = decode(envelope(f'<DeliveryReportRsp xmlns="{NS6}"><MM7Version>6.8.0</MM7Version>{status}</DeliveryReportRsp>'))
+    for details, leniency in (
+        ("<Details>quota</Details>", True),
+        ("<Details><Text>quota</Text></Details>", False),
+    ):
+        status = (
+            f"<Status><StatusCode>2001</StatusCode><StatusText>r</StatusText>{details}</Status>"
+        )
+        message = decode(
+            envelope(
+                f'<DeliveryReportRsp xmlns="{NS6}"><MM7Version>6.8.0</MM7Version>{status}</DeliveryReportRsp>'
+            )
+        )
         assert isinstance(message, DeliveryReportRsp)
         assert message.details == "quota"
         assert ("details_as_text" in message.leniencies) is leniency
@@ -665,3 +732,23 @@ def test_read_reply_with_numeric_status() -> None:
     message = decode(envelope(f'<ReadReplyReq xmlns="{NS5}">{inner}</ReadReplyReq>', ns=NS5))
     assert isinstance(message, ReadReplyReq)
     assert message.mm_status == "1000"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["Content-Type: image/gif", "Content-Type: text/plain", "Content-ID: <img@x>"],
+        # A broken folding line sends the block down the careful, line-by-line path.
+        [
+            "Content-Type: image/gif;",
+            "name=x.gif",
+            "Content-Type: text/plain",
+            "Content-ID: <img@x>",
+        ],
+    ],
+)
+def test_repeated_part_header_first_wins(headers: list[str]) -> None:
+    # Regression: a repeated header used to spin the header parser forever.
+    message = decode(multipart(two_parts(headers)), "multipart/related; boundary=b1; start=<soap>")
+    assert message.attachments[0].media_type == "image/gif"
+    assert _gif(message) == GIF

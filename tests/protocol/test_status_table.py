@@ -67,7 +67,9 @@ def test_spec_meaning_of_key_codes() -> None:
         (-1000, StatusClass.UNKNOWN, RetryClass.FAIL),
     ],
 )
-def test_unknown_codes_by_thousands_digit(code: int, status_class: StatusClass, retry: RetryClass) -> None:
+def test_unknown_codes_by_thousands_digit(
+    code: int, status_class: StatusClass, retry: RetryClass
+) -> None:
     info = status_info(code)
     assert not info.known
     assert (info.status_class, info.retry_class) == (status_class, retry)

@@ -104,7 +104,9 @@ EXPECTED: dict[str, Accept | Reject] = {
         "REL-6-MM7-6-7",
         "vas00001-sub",
         1000,
-        leniencies=frozenset({"unknown_namespace", "extension_element", "transaction_id_whitespace"}),
+        leniencies=frozenset(
+            {"unknown_namespace", "extension_element", "transaction_id_whitespace"}
+        ),
     ),
     "kt-deliveryreportreq-euckr-rel5-1-0.xml": Accept(
         "DeliveryReportReq",

@@ -96,13 +96,13 @@ def _address(address: Address | None, version: str, *, sender_address: bool = Fa
 def _zrecipients(value: Any) -> dict[str, list[Any]]:
     groups: dict[str, list[Any]] = {"To": [], "Cc": [], "Bcc": []}
     for entry in value["_value_1"]:
-        for group in groups:
+        for group, found in groups.items():
             try:
                 holder = entry[group]
             except (KeyError, AttributeError):
                 continue
             if holder is not None:
-                groups[group].extend(_zaddress(a) for a in holder["_value_1"])
+                found.extend(_zaddress(a) for a in holder["_value_1"])
     return groups
 
 
@@ -155,7 +155,13 @@ def expected_and_seen(message: Message, version: str, parsed: Any) -> list[tuple
                 )
             )
         elif kind is Kind.CONTENT:
-            rows.append((element, (ours.href, ours.allow_adaptations), (seen["href"], seen["allowAdaptations"])))
+            rows.append(
+                (
+                    element,
+                    (ours.href, ours.allow_adaptations),
+                    (seen["href"], seen["allowAdaptations"]),
+                )
+            )
         elif kind is Kind.REPLY_CHARGING:
             rows.append(
                 (
@@ -168,7 +174,13 @@ def expected_and_seen(message: Message, version: str, parsed: Any) -> list[tuple
             dcs = seen.split() if isinstance(seen, str) else seen["DC"]
             rows.append((element, list(ours), [int(dc) for dc in dcs]))
         elif kind is Kind.UA_CAPABILITIES:
-            rows.append((element, (ours.ua_prof, ours.time_stamp), (seen["UAProf"], _zdate(seen["TimeStamp"]))))
+            rows.append(
+                (
+                    element,
+                    (ours.ua_prof, ours.time_stamp),
+                    (seen["UAProf"], _zdate(seen["TimeStamp"])),
+                )
+            )
         elif kind is Kind.PREVIOUSLY_SENT_BY:
             agents = seen["UserAgent"]
             rows.append(
@@ -207,7 +219,9 @@ def test_zeep_parses_what_we_encode(version: str, tag: str) -> None:
 # -- the other way: zeep renders, we decode --------------------------------------------------------
 
 
-def render(version: str, tag: str, *, transaction_id: str = "zeep-1", fault: bool = False, **values: Any) -> bytes:
+def render(
+    version: str, tag: str, *, transaction_id: str = "zeep-1", fault: bool = False, **values: Any
+) -> bytes:
     """A SOAP envelope whose Body element zeep rendered from ``values``."""
     ns = namespace_for(version)
     env = f"{{{SOAP_ENV_NS}}}"
@@ -241,7 +255,14 @@ def test_we_decode_a_submit_req_zeep_rendered(version: str) -> None:
         SenderIdentification={"VASPID": "vasp", "VASID": "svc", "SenderAddress": sender_address},
         Recipients={
             "_value_1": [
-                {"To": {"_value_1": [_z_number(number), {"RFC2822Address": {"_value_1": "a@b.example", "displayOnly": True}}]}},
+                {
+                    "To": {
+                        "_value_1": [
+                            _z_number(number),
+                            {"RFC2822Address": {"_value_1": "a@b.example", "displayOnly": True}},
+                        ]
+                    }
+                },
                 {"Bcc": {"_value_1": [{"ShortCode": {"_value_1": "1234"}}]}},
             ]
         },
@@ -260,7 +281,11 @@ def test_we_decode_a_submit_req_zeep_rendered(version: str) -> None:
     assert message.mm7_version == "5.3.0"
     assert message.sender_identification.vasp_id == "vasp"
     assert message.sender_identification.vas_id == "svc"
-    expected_sender = Address.rfc2822("vasp@example.com") if legacy else Address(value="7777", kind=AddressKind.SHORT_CODE, display_only=False)
+    expected_sender = (
+        Address.rfc2822("vasp@example.com")
+        if legacy
+        else Address(value="7777", kind=AddressKind.SHORT_CODE, display_only=False)
+    )
     assert message.sender_identification.sender_address == expected_sender
     assert message.recipients.to == (
         Address.number(number, display_only=False),
@@ -270,7 +295,11 @@ def test_we_decode_a_submit_req_zeep_rendered(version: str) -> None:
     assert message.service_code == "SC-1"
     assert message.time_stamp == datetime(2024, 7, 4, 3, 11, 38, tzinfo=UTC)
     assert message.expiry_date == "P90D"
-    assert (message.delivery_report, message.priority, message.subject) == (True, "Low", "zeep subject")
+    assert (message.delivery_report, message.priority, message.subject) == (
+        True,
+        "Low",
+        "zeep subject",
+    )
     assert message.content is not None
     assert (message.content.href, message.content.allow_adaptations) == ("cid:abc", False)
     assert "dangling_href" in message.leniencies  # no attachment rendered, correctly flagged
@@ -323,7 +352,11 @@ def test_we_decode_reports_zeep_rendered(version: str) -> None:
     )
     message = decode(report)
     assert isinstance(message, DeliveryReportReq)
-    assert (message.message_id, message.mm_status, message.status_text) == ("msg-42", "Retrieved", "delivered")
+    assert (message.message_id, message.mm_status, message.status_text) == (
+        "msg-42",
+        "Retrieved",
+        "delivered",
+    )
     assert message.recipient == Address.number(number, display_only=False)
     assert message.date == datetime(2024, 7, 4, 3, 0, tzinfo=UTC)
     read = render(
@@ -363,4 +396,8 @@ def test_we_decode_responses_zeep_rendered(version: str) -> None:
         )
     )
     assert isinstance(error, RSErrorRsp)
-    assert (error.status_code, error.fault_code, error.fault_string) == (4006, "soap:Server", "zeep fault")
+    assert (error.status_code, error.fault_code, error.fault_string) == (
+        4006,
+        "soap:Server",
+        "zeep fault",
+    )
