@@ -161,7 +161,10 @@ def baseline_decode_deliver(body: bytes, boundary: bytes) -> tuple[dict[str, str
     delimiter = b"--" + boundary
     chunks = body.split(delimiter)
     soap = chunks[1].split(b"\r\n\r\n", 1)[1].rstrip(b"\r\n")
-    image = chunks[2].split(b"\r\n\r\n", 1)[1][:-2]
+    head, image = chunks[2].split(b"\r\n\r\n", 1)
+    image = image[:-2]
+    # The attachment's Content-Type and Content-ID are part of what decode returns.
+    headers = dict(line.split(b": ", 1) for line in head.strip().split(b"\r\n"))
     root = etree.fromstring(soap)
     q = "{" + NS + "}"
     req = root[1][0]
@@ -170,6 +173,8 @@ def baseline_decode_deliver(body: bytes, boundary: bytes) -> tuple[dict[str, str
     fields["To"] = req.findtext(f"{q}Recipients/{q}To/{q}ShortCode")
     fields["href"] = req.find(q + "Content").get("href")  # type: ignore[union-attr]
     fields["TransactionID"] = root[0][0].text
+    fields["ContentType"] = headers[b"Content-Type"].decode()
+    fields["ContentID"] = headers[b"Content-ID"].decode()
     return fields, image
 
 

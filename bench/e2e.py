@@ -145,7 +145,7 @@ async def raw_round_trips(url: str, body: bytes, count: int) -> float:
 async def mock_successes(base: str) -> int:
     async with aiohttp.ClientSession() as session, session.get(base + "/admin/stats") as r:
         stats = await r.json()
-    return int(stats["requests"].get("SubmitReq", {}).get("success", 0))
+    return int(stats["requests"].get("SubmitReq", {}).get("1000", 0))
 
 
 async def gateway_rate(

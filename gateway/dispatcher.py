@@ -198,20 +198,30 @@ class RouteWorker:
     async def run(self) -> None:
         while not self.stopping:
             await self.window.acquire()
+            slots = 1
+            # Claim for every free slot in one store round trip (one commit, not one each).
+            while not self.window.locked():
+                await self.window.acquire()
+                slots += 1
             if self.is_stopping():  # stop() may have run while we waited for a slot
-                self.window.release()
+                self._release(slots)
                 break
-            batches = await self.store.claim_due(self.route.name, self.clock(), 1)
+            batches = await self.store.claim_due(self.route.name, self.clock(), slots)
+            self._release(slots - len(batches))
             if not batches:
-                self.window.release()
                 await self._idle()
                 continue
-            batch = batches[0]
-            self.claimed.add(batch.id)
-            await self._throttle(batch)
-            task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
-            self.in_flight[batch.id] = task
+            for batch in batches:
+                self.claimed.add(batch.id)
+            for batch in batches:
+                await self._throttle(batch)
+                task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
+                self.in_flight[batch.id] = task
             self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self.window.release()
 
     async def _idle(self) -> None:
         # Clear before reading: a wake that arrives during the read is then not lost.

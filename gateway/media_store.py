@@ -12,17 +12,26 @@ import hashlib
 import os
 import re
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Final
 
 from gateway.errors import NotFoundError, StoreError
 
+KNOWN_DIGESTS: Final = 4096
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
 class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        #: Digests known to be on disk, so repeated media skips the thread hop and stat().
+        self._known: OrderedDict[str, None] = OrderedDict()
+
+    def _remember(self, digest: str) -> None:
+        self._known[digest] = None
+        if len(self._known) > KNOWN_DIGESTS:
+            self._known.popitem(last=False)
 
     def path_for(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
@@ -67,7 +76,12 @@ class MediaStore:
             return False
 
     async def put(self, data: bytes) -> str:
-        return await asyncio.to_thread(self.put_sync, data)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self._known:
+            return digest
+        stored = await asyncio.to_thread(self.put_sync, data)
+        self._remember(stored)
+        return stored
 
     async def get(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.get_sync, sha256)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -27,12 +28,15 @@ from gateway.errors import (
     UnsupportedMedia,
     ValidationError,
 )
+from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media import MediaError as PipelineMediaError
-from gateway.media import MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media_fetch import FetchPolicy, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, SqliteStore
+
+#: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
+ADAPT_CACHE_ENTRIES = 32
 
 #: Bytes the SOAP envelope and MIME framing add around the content (measured: ~1.2 KB).
 ENVELOPE_OVERHEAD = 2048
@@ -109,6 +113,7 @@ class SubmissionService:
         self.http = http
         self.clock = clock
         self.on_media_action = on_media_action
+        self._adapt_cache: OrderedDict[object, AdaptResult] = OrderedDict()
         #: sha256 of stored media -> signed public URL (set once callbacks have a key).
         self.link_for = link_for
 
@@ -162,16 +167,7 @@ class SubmissionService:
         if not all(self.limits[r].mms for r in set(routes)):
             return await self._link_fallback(request, media, original, "route does not take MMS")
         try:
-            result = await asyncio.to_thread(
-                adapt_parts,
-                parts,
-                budget_bytes=budget,
-                max_image_pixels=first.max_image_pixels,
-                allowed_types=first.allowed_types,
-                policy=first.media_policy,
-                transfer_encoding=first.transfer_encoding,
-                add_smil=True,
-            )
+            result = await self._adapt(parts, budget, first)
         except MediaTooLargeError as exc:
             raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
         except PipelineMediaError as exc:
@@ -193,6 +189,36 @@ class SubmissionService:
                 code="media_too_large",
             )
         return await self._link_fallback(request, media, original, "media cannot fit")
+
+    async def _adapt(self, parts: list[MediaPart], budget: int, limits: RouteLimits) -> AdaptResult:
+        """``adapt_parts`` in a worker thread, memoised: a campaign repeats the same media,
+        and adaptation is deterministic, so the same input and limits give the same output."""
+        key = (
+            tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
+            budget,
+            limits.max_image_pixels,
+            limits.allowed_types,
+            limits.media_policy,
+            limits.transfer_encoding,
+        )
+        cached = self._adapt_cache.get(key)
+        if cached is not None:
+            self._adapt_cache.move_to_end(key)
+            return cached
+        result = await asyncio.to_thread(
+            adapt_parts,
+            parts,
+            budget_bytes=budget,
+            max_image_pixels=limits.max_image_pixels,
+            allowed_types=limits.allowed_types,
+            policy=limits.media_policy,
+            transfer_encoding=limits.transfer_encoding,
+            add_smil=True,
+        )
+        self._adapt_cache[key] = result
+        if len(self._adapt_cache) > ADAPT_CACHE_ENTRIES:
+            self._adapt_cache.popitem(last=False)
+        return result
 
     async def _link_fallback(
         self, request: SubmitRequest, media: list[tuple[str, bytes]], original: int, why: str

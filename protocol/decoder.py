@@ -7,6 +7,10 @@ then the message element (inside ``Body``, inside a ``Fault``'s ``detail``, or b
 map its children to fields by *local name*, whatever their namespace, order or case.
 Everything tolerated is recorded in ``leniencies`` so the gateway can count vendor
 quirks. Only what makes a message meaningless raises a ``DecodeError``.
+
+Past 500 lines on purpose: the value readers share one ``_Reader`` whose leniency list
+every tolerance writes to; splitting them apart would only thread that list through
+more modules.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ the encoder refuses a field that the target version does not define.
 Values are kept tolerant: enumerations (priority, message class, MMStatus, …) are plain
 strings so that a vendor's odd value survives decoding; dates are ``datetime`` when they
 parse and the raw text otherwise (durations like ``P90D`` are legitimate raw values).
+
+Long by nature (past 500 lines): one class per MM7 message, each with its element table.
 """
 
 from __future__ import annotations

@@ -78,8 +78,11 @@ async def post_message(request: web.Request) -> web.Response:
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1-200 characters", field="Idempotency-Key")
-    fingerprint = request_fingerprint(
-        body, [hashlib.sha256(data).hexdigest() for _, data in files.values()]
+    # Only needed to detect an Idempotency-Key reused for a different request.
+    fingerprint = (
+        request_fingerprint(body, [hashlib.sha256(data).hexdigest() for _, data in files.values()])
+        if idempotency_key is not None
+        else None
     )
     record, created = await service.submit(
         request[API_KEY_NAME],

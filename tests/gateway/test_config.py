@@ -460,9 +460,9 @@ def test_check_config_lists_each_problem_and_exits_2(
     out, err = capsys.readouterr()
     assert out == ""
     assert err.splitlines() == [
-        f"{path}: mmsc[0].nope: unknown key",
         f"{path}: mmsc[0].tps: must be >= 0",
         f"{path}: mmsc[0].max_in_flight: must be >= 1",
+        f"{path}: mmsc[0].nope: unknown key",
     ]
 
 
@@ -482,3 +482,51 @@ def test_check_config_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().out.startswith("ok: ")
     assert main(["check-config", str(tmp_path / "absent.toml")]) == 2
     assert "cannot read file" in capsys.readouterr().err
+
+
+# -- the error types the loader and the API raise -------------------------------------------------
+def test_config_error_single_problem_defaults() -> None:
+    from gateway.errors import ConfigProblem, GatewayError
+
+    exc = ConfigError("must be > 0", "mmsc[0].tps")
+    assert isinstance(exc, GatewayError)
+    assert exc.problems == (ConfigProblem("mmsc[0].tps", "must be > 0"),)
+    assert str(exc.problems[0]) == "mmsc[0].tps: must be > 0"
+    assert str(ConfigProblem("", "cannot read file")) == "cannot read file"
+
+
+@pytest.mark.parametrize(
+    ("cls_name", "status", "code"),
+    [
+        ("ValidationError", 400, "validation_error"),
+        ("AuthError", 401, "unauthorized"),
+        ("ForbiddenError", 403, "forbidden"),
+        ("NotFoundError", 404, "not_found"),
+        ("IdempotencyConflict", 409, "idempotency_conflict"),
+        ("PayloadTooLarge", 413, "payload_too_large"),
+        ("UnsupportedMedia", 422, "unsupported_media"),
+        ("Backpressure", 503, "queue_full"),
+    ],
+)
+def test_api_error_leaves(cls_name: str, status: int, code: str) -> None:
+    from gateway import errors
+
+    cls = getattr(errors, cls_name)
+    exc = cls("explained", field="to")
+    assert isinstance(exc, errors.ApiError)
+    assert (exc.http_status, exc.code, exc.field) == (status, code, "to")
+    assert exc.to_json() == {"error": {"code": code, "message": "explained", "field": "to"}}
+    overridden = cls("explained", code="invalid_number")
+    assert overridden.code == "invalid_number"
+    assert overridden.http_status == status
+    assert overridden.to_json()["error"]["field"] is None
+
+
+def test_backpressure_carries_retry_after() -> None:
+    from gateway.errors import ApiError, Backpressure
+
+    assert Backpressure().retry_after == 1.0
+    busy = Backpressure("queue is full", retry_after=5)
+    assert (busy.http_status, busy.retry_after, str(busy)) == (503, 5, "queue is full")
+    generic = ApiError("rate_limited", "slow down", 429, retry_after=2.5)
+    assert (generic.code, generic.http_status, generic.retry_after) == ("rate_limited", 429, 2.5)
