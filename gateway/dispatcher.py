@@ -214,7 +214,6 @@ class RouteWorker:
             for batch in batches:
                 self.claimed.add(batch.id)
             for batch in batches:
-                await self._throttle(batch)
                 task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
                 self.in_flight[batch.id] = task
             self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
@@ -231,15 +230,15 @@ class RouteWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
 
-    async def _throttle(self, batch: Batch) -> None:
+    async def _throttle(self, message: MessageRecord) -> None:
+        """Wait for the route's token (and the sender's): the last step before sending, so
+        the MMSC sees the configured rate, not our processing jitter."""
         self._recover()
         delay = self.bucket.reserve(time.monotonic())
-        message_sender = None
         if self.route.per_sender_tps:
-            message = await self.store.get_message(batch.message_id)
-            message_sender = (message.sender if message else None) or self.route.sender or ""
+            sender = message.sender or self.route.sender or ""
             bucket = self.sender_buckets.setdefault(
-                message_sender, TokenBucket(self.route.per_sender_tps, 1.0)
+                sender, TokenBucket(self.route.per_sender_tps, 1.0)
             )
             delay = max(delay, bucket.reserve(time.monotonic()))
         self.metrics.throttle_wait_seconds.labels(mmsc=self.route.name).observe(delay)
@@ -282,7 +281,9 @@ class RouteWorker:
             return
         media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
         request = build_submit(self.route, message, batch, media)
-        result = await self.client.send(request)
+        content_type, body = self.client.encode(request)
+        await self._throttle(message)
+        result = await self.client.post(content_type, body)
         self.metrics.submit_latency_seconds.labels(mmsc=self.route.name).observe(result.seconds)
         await self._record(batch, result)
 

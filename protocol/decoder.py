@@ -480,9 +480,12 @@ class _Reader:
 
     def _address_of(self, target: etree._Element, kind: AddressKind) -> Address:
         """The address held by a ``Number``/``ShortCode``/``RFC2822Address`` element."""
-        value, had_suffix = strip_plmn_suffix(text_of(target) or "")
-        if had_suffix:
-            self.note("plmn_suffix")
+        text = target.text if not len(target) else text_of(target)
+        value = text.strip() if text else ""
+        if "/" in value:
+            value, had_suffix = strip_plmn_suffix(value)
+            if had_suffix:
+                self.note("plmn_suffix")
         if not target.attrib:  # the common case
             return Address(value=value, kind=kind)
         display = attribute(target, "displayOnly")

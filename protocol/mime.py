@@ -200,7 +200,10 @@ def _parse_part(
     headers, body_start = _split_headers(data, start, end, limits, leniencies)
     raw = data[body_start:end]
     part = Part(headers=headers, body=_decode_transfer(headers, raw, leniencies))
-    media, params = parse_content_type(headers.get("content-type"))
+    content_type = headers.get("content-type", "")
+    if content_type[:10].lower() != "multipart/":
+        return part
+    media, params = parse_content_type(content_type)
     if media.startswith("multipart/"):
         boundary = params.get("boundary") or sniff_boundary(part.body)
         if boundary is None:
