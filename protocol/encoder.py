@@ -59,12 +59,17 @@ _RESPONSE_FIELDS: Final = frozenset({"status_code", "status_text", "details"})
 _ERROR_FIELDS: Final = frozenset({"fault_code", "fault_string"})
 
 
+_TEXT: Final = Kind.TEXT
+_VERSION: Final = Kind.VERSION
+_STATUS: Final = Kind.STATUS
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Plan:
     """How one message type is emitted in one schema version (computed once)."""
 
-    #: (element, attribute, kind, required) in schema order.
-    steps: tuple[tuple[str, str, Kind, bool], ...]
+    #: (element, qualified name, attribute, kind, required) in schema order.
+    steps: tuple[tuple[str, str, str, Kind, bool], ...]
     #: (attribute, element) of fields this version does not define: must be unset.
     undefined: tuple[tuple[str, str], ...]
 
@@ -75,8 +80,9 @@ def _plan(tag: str, version: str) -> _Plan:
     if layout is None:
         raise EncodeError(f"{tag} does not exist in MM7 schema {version}")
     cls = MESSAGE_TYPES[tag]
-    steps = tuple((e, *cls.ELEMENTS[e], required) for e, required in layout)
-    emitted = {attr for _, attr, _, _ in steps}
+    q = "{" + namespace_for(version) + "}"
+    steps = tuple((e, q + e, *cls.ELEMENTS[e], required) for e, required in layout)
+    emitted = {attr for _, _, attr, _, _ in steps}
     skip = _BASE_FIELDS | _RESPONSE_FIELDS | _ERROR_FIELDS
     undefined = tuple(
         (f.name, next(e for e, (a, _) in cls.ELEMENTS.items() if a == f.name))
@@ -111,15 +117,24 @@ class _Builder:
             if parent is None
             else etree.SubElement(parent, self.q + cls.TAG, nsmap=nsmap)
         )
-        for element, attr, kind, required in plan.steps:
-            if kind is Kind.VERSION:
-                self._text(root, element, msg.mm7_version or MM7_VERSION_VALUES[self.version][0])
+        legacy = self.legacy
+        for element, qname, attr, kind, required in plan.steps:
+            value = getattr(msg, attr)
+            if kind is _TEXT and value is not None:  # the common case, inlined
+                text = str(value)
+                if legacy and element in _LEGACY_NMTOKEN_ELEMENTS and not _NMTOKEN.match(text):
+                    raise EncodeError(
+                        f"{element} {text!r} is not an xs:NMTOKEN, as {self.version} requires"
+                    )
+                etree.SubElement(root, qname).text = text
                 continue
-            if kind is Kind.STATUS:
+            if kind is _VERSION:
+                etree.SubElement(root, qname).text = value or MM7_VERSION_VALUES[self.version][0]
+                continue
+            if kind is _STATUS:
                 assert isinstance(msg, Response)  # noqa: S101 - ELEMENTS ties STATUS to responses
                 self._status(root, msg)
                 continue
-            value = getattr(msg, attr)
             if value is None or (value == () and kind is not Kind.SENDER_ID):
                 if required:
                     raise EncodeError(
