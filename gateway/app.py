@@ -21,7 +21,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
-from gateway.api.middleware import auth_middleware, errors_middleware
+from gateway.access_log import AccessLogger, access_logger_for, enable_access_log
+from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
 from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS, add_routes
 from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
@@ -170,6 +171,7 @@ class Gateway:
         )
         self.api_app = self._build_api_app()
         self.mm7_app = web.Application(client_max_size=16 * 1024 * 1024)
+        enable_access_log(self.mm7_app, "mm7")
         self.ops_app = web.Application()
         add_ops_routes(self.ops_app, self)
         # Callbacks (issue 5) add their routes to mm7_app/api_app and run the webhook outbox.
@@ -180,6 +182,7 @@ class Gateway:
         keys = {_secret(k.key) or "": k.name for k in self.config.api_keys}
         app = web.Application(
             middlewares=[
+                metrics_middleware(self.metrics),
                 errors_middleware,
                 auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
             ],
@@ -190,6 +193,7 @@ class Gateway:
         app[MAX_RECIPIENTS] = self.config.gateway.max_recipients_per_message
         app[MAX_BODY] = self.config.gateway.max_body_bytes
         add_routes(app)
+        enable_access_log(app, "api")
         return app
 
     def _media_action(self, action: str) -> None:
@@ -267,7 +271,12 @@ class Gateway:
         )
 
     async def _serve(self, app: web.Application, address: Any) -> tuple[str, int]:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(
+            app,
+            access_log=access_logger_for(app),  # None (off) for the ops listener
+            access_log_class=AccessLogger,
+            shutdown_timeout=2.0,
+        )
         await runner.setup()
         site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
         await site.start()

@@ -1,25 +1,38 @@
-"""Operations listener: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (able to work)."""
+"""Operations listener: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (able to work).
+
+``/readyz`` answers 200 only when the store accepts a write within
+``STORE_CHECK_TIMEOUT_SECONDS`` and no route's circuit is open; otherwise 503 with a JSON
+body whose ``reasons`` list says why, so a load balancer drains us and an operator
+sees the cause in one ``curl``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.errors import StoreError
+from gateway.metrics import exposition
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
 GATEWAY: web.AppKey[Any] = web.AppKey("gateway", object)
+#: Probes time out after 1 s by default (Kubernetes); a store write that takes longer
+#: (a lock held elsewhere, a stalled disk) means not ready rather than a hung probe.
+STORE_CHECK_TIMEOUT_SECONDS = 1.0
+
+log = structlog.get_logger("gateway.ops")
 
 
 async def metrics(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
-    body = generate_latest(gateway.registry)
+    body, content_type = exposition(gateway.registry, request.headers.get("Accept"))
     response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    # Set verbatim: the type carries parameters (version, charset) aiohttp would split.
+    response.headers["Content-Type"] = content_type
     return response
 
 
@@ -27,22 +40,31 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def _store_problem(gateway: Gateway) -> str | None:
+    """None when the store took a write, else why not."""
+    try:
+        await asyncio.wait_for(gateway.store.check_writable(), STORE_CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return f"store: no write within {STORE_CHECK_TIMEOUT_SECONDS:g} s"
+    except Exception as exc:  # a probe boundary: any failure to write means not ready
+        log.warning("readiness store check failed", error=str(exc))
+        return f"store: {exc}"
+    return None
+
+
 async def readyz(request: web.Request) -> web.Response:
     gateway: Gateway = request.app[GATEWAY]
     problems: list[str] = []
-    try:
-        await gateway.store.check_writable()
-        store = "ok"
-    except StoreError as exc:
-        store = "error"
-        problems.append(f"store: {exc}")
+    store_problem = await _store_problem(gateway)
+    if store_problem is not None:
+        problems.append(store_problem)
     routes = {name: worker.circuit for name, worker in gateway.workers.items()}
     problems.extend(
         f"route {name}: circuit open" for name, state in routes.items() if state == "open"
     )
     body = {
         "status": "ready" if not problems else "not_ready",
-        "store": store,
+        "store": "ok" if store_problem is None else "error",
         "routes": routes,
         "queue": dict(gateway.queue.depth),
         "reasons": problems,

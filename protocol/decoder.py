@@ -58,7 +58,6 @@ from protocol.versions import LEGACY_VERSIONS, closest_known, version_from_names
 from protocol.xmlparse import (
     attribute,
     child_elements,
-    find_child,
     find_child_ci,
     local_name,
     namespace_of,
@@ -192,18 +191,23 @@ def _locate(
             leniencies.append("no_envelope")
             return root, None, None
         raise NotSOAP(f"expected a SOAP Envelope, found <{local_name(root)}>")
-    header = find_child(root, "Header")
+    header = body = None
+    for child in root.iterchildren(etree.Element):  # one pass: Header, then Body
+        name = local_name(child)
+        if name == "Header" and header is None:
+            header = child
+        elif name == "Body":
+            body = child
+            break
     transaction = None
     if header is not None:
         # "{*}" matches any namespace or none, and the search runs in C.
         transaction = next(header.iter("{*}TransactionID"), None)
-    body = find_child(root, "Body")
     if body is None:
         raise NotSOAP("SOAP Envelope has no Body")
-    children = child_elements(body)
-    if not children:
+    first = next(body.iterchildren(etree.Element), None)
+    if first is None:
         raise NotSOAP("SOAP Body is empty")
-    first = children[0]
     if local_name(first) == "Fault":
         detail = find_child_ci(first, "detail")
         inner = child_elements(detail) if detail is not None else []
@@ -507,18 +511,23 @@ class _Reader:
     def _recipients(self, element: etree._Element, name: str) -> Recipients | Address | None:
         if name == "Recipient":  # a single address element (DeliveryReportReq, ReadReplyReq)
             return self._address(element)
-        groups: dict[str, list[Address]] = {"to": [], "cc": [], "bcc": []}
-        for group in child_elements(element):
+        to: list[Address] = []
+        cc: list[Address] = []
+        bcc: list[Address] = []
+        groups = {"to": to, "cc": cc, "bcc": bcc}
+        for group in element.iterchildren(etree.Element):
             key = local_name(group).lower()
-            if key not in groups:
+            found = groups.get(key)
+            if found is None:
                 if key in _ADDRESS_KINDS_CI:  # address directly under Recipients
                     self.note("recipient_without_group")
-                    address = self._address_from_self(group)
-                    groups["to"].append(address)
+                    to.append(self._address_from_self(group))
                 continue
-            for address_el in child_elements(group):
-                groups[key].append(self._address_from_self(address_el))
-        return Recipients(to=tuple(groups["to"]), cc=tuple(groups["cc"]), bcc=tuple(groups["bcc"]))
+            found.extend(
+                self._address_from_self(address_el)
+                for address_el in group.iterchildren(etree.Element)
+            )
+        return Recipients(to=tuple(to), cc=tuple(cc), bcc=tuple(bcc))
 
     def _address_from_self(self, element: etree._Element) -> Address:
         name = local_name(element)

@@ -1,4 +1,4 @@
-"""API middlewares: request ids + log context, Bearer API keys, error envelopes."""
+"""API middlewares: request counting, request ids + log context, API keys, error envelopes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from gateway.access_log import route_template
 from gateway.errors import ApiError, AuthError
+from gateway.metrics import Metrics
 
 log = structlog.get_logger("gateway.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +56,31 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             )
         response.headers["X-Request-ID"] = request_id
         return response
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    """Count every request in ``mm7gw_api_requests_total{method,route,status}``.
+
+    Outermost, so it sees the status ``errors_middleware`` answered with. ``route`` is the
+    matched template; unmatched requests (404) count under ``unmatched``, never their path.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = route_template(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects and the like, re-raised below
+            metrics.api_request(request.method, route, exc.status)
+            raise
+        except Exception:
+            # errors_middleware answers every error; this is only a safety net: count, re-raise.
+            metrics.api_request(request.method, route, 500)
+            raise
+        metrics.api_request(request.method, route, response.status)
+        return response
+
+    return middleware
 
 
 def auth_middleware(
