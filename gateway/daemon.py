@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(
         level=config.logging.level,
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(config))
     except GatewayError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"error: cannot start: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
+        print(f"error: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
