@@ -9,9 +9,10 @@ that never reach a handler (404, 405, bad request lines) are logged too.
 
 Each event (logger ``gateway.access.<listener>``, event ``http request``) carries
 ``listener``, ``method``, ``path``, ``route`` (the matched template, ``/v1/messages/{id}``,
-or null), ``status``, ``duration_seconds``, ``bytes``, ``peer`` and, on the API,
-``request_id``. Never the query string (signed media URLs carry their signature there)
-and never bodies. 5xx answers log at warning level, the rest at info.
+or null), ``status``, ``duration_seconds``, ``bytes`` (written to the socket, headers
+included, like aiohttp's ``%b``), ``peer`` and, on the API, ``request_id``. Never the
+query string (signed media URLs carry their signature there) and never bodies. 5xx
+answers log at warning level, the rest at info.
 
 The ops listener is not access-logged on purpose: a scrape every few seconds is noise.
 """

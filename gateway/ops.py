@@ -40,12 +40,25 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    # A check that outlived its probe: consume its outcome so asyncio does not report it.
+    if not task.cancelled():
+        task.exception()
+
+
 async def _store_problem(gateway: Gateway) -> str | None:
-    """None when the store took a write, else why not."""
-    try:
-        await asyncio.wait_for(gateway.store.check_writable(), STORE_CHECK_TIMEOUT_SECONDS)
-    except TimeoutError:
+    """None when the store took a write, else why not.
+
+    The check is waited for, never cancelled: cancelling a store call while its operation
+    is queued would leave the store's worker thread completing a cancelled future.
+    """
+    check = asyncio.ensure_future(gateway.store.check_writable())
+    done, _ = await asyncio.wait({check}, timeout=STORE_CHECK_TIMEOUT_SECONDS)
+    if not done:
+        check.add_done_callback(_retrieve)
         return f"store: no write within {STORE_CHECK_TIMEOUT_SECONDS:g} s"
+    try:
+        check.result()
     except Exception as exc:  # a probe boundary: any failure to write means not ready
         log.warning("readiness store check failed", error=str(exc))
         return f"store: {exc}"

@@ -136,6 +136,10 @@ class SqliteStore:
             if writes:
                 conn.execute("BEGIN IMMEDIATE")
             for op in group:
+                # A caller cancelled while queued gets nothing run; once running, the
+                # future can no longer be cancelled, so setting its result is safe.
+                if not op.future.set_running_or_notify_cancel():
+                    continue
                 if op.write:
                     conn.execute("SAVEPOINT op")
                 try:

@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ async def test_access_logs_for_api_and_mm7_listeners(
         message_id="unknown-mm7-id",
         recipient=Address.number(TO),
         sender=Address.short_code("12345"),
-        date=None,
+        date=datetime.now(UTC),
         mm_status="Retrieved",
     )
     content_type, payload = encode(report)
@@ -106,7 +107,8 @@ async def test_access_logs_for_api_and_mm7_listeners(
     unmatched = by_route["api", "GET", None]
     assert unmatched["status"] == 404 and unmatched["path"] == "/nowhere/123"
     media = by_route["api", "GET", "/v1/media/{id}"]
-    assert media["status"] == 200 and media["bytes"] == len(data)
+    # Bytes on the wire, headers included (aiohttp's %b), so at least the media.
+    assert media["status"] == 200 and len(data) < media["bytes"] < len(data) + 1000
     assert media["path"] == f"/v1/media/{digest}"
     mm7 = by_route["mm7", "POST", "/mm7"]
     assert mm7["status"] == 200 and mm7["bytes"] > 0
@@ -195,7 +197,9 @@ async def test_readyz_is_503_while_the_store_cannot_write(
         assert response.status == 200  # alive throughout
 
 
-async def test_readyz_is_503_while_a_route_circuit_is_open(tmp_path, mock_mmsc, run_gateway) -> None:
+async def test_readyz_is_503_while_a_route_circuit_is_open(
+    tmp_path, mock_mmsc, run_gateway
+) -> None:
     mock = await mock_mmsc(http_error_rate=1.0)
     gw = await run_gateway(
         make_config(

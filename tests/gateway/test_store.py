@@ -169,3 +169,19 @@ def test_aggregate_status():
     assert aggregate_status(["submitted", "delivered"]) == "submitted"
     assert aggregate_status(["delivered", "failed"]) == "delivered"
     assert aggregate_status(["expired", "expired"]) == "expired"
+
+
+async def test_a_cancelled_caller_does_not_kill_the_store(store):
+    """An op cancelled while queued is skipped; the store thread keeps serving."""
+    blocker = sqlite3.connect(store.path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    pending = asyncio.ensure_future(store.check_writable())
+    await asyncio.sleep(0.05)
+    queued = asyncio.ensure_future(store.get_message("m1"))
+    queued.cancel()
+    blocker.execute("COMMIT")
+    blocker.close()
+    await pending
+    assert queued.cancelled()
+    record, created = await store.create_message(new_message("m1"))
+    assert created and (await store.get_message("m1")) == record

@@ -153,7 +153,9 @@ class Daemon:
         raise AssertionError("no VmRSS line")
 
 
-async def wait_http(url: str, timeout: float = 20.0, *, ok: Callable[[int], bool] | None = None) -> None:
+async def wait_http(
+    url: str, timeout: float = 20.0, *, ok: Callable[[int], bool] | None = None
+) -> None:
     """Poll ``url`` until it answers (any status below 500, or ``ok(status)``)."""
     accept = ok or (lambda status: status < 500)
     deadline = time.monotonic() + timeout
@@ -214,8 +216,8 @@ def recorded_exchanges(record_dir: Path) -> list[Exchange]:
     """Every exchange in a ``--record`` directory, in order (half-written files tolerated)."""
     pairs: dict[tuple[int, str], dict[str, Path]] = {}
     for path in record_dir.glob("*.http"):
-        seq, direction, kind = path.stem.split("-")
-        pairs.setdefault((int(seq), direction), {})[kind] = path
+        number, direction, kind = path.stem.split("-")
+        pairs.setdefault((int(number), direction), {})[kind] = path
     exchanges = []
     for (seq, direction), files in sorted(pairs.items()):
         request = _decode_capture(files["request"].read_bytes())[0] if "request" in files else None

@@ -1,0 +1,340 @@
+"""The deployment files agree with the code and with each other: Dockerfile, .dockerignore,
+docker-compose.yml, config/docker/gateway.toml, Prometheus scrape config and alert rules,
+and the Grafana dashboard. No Docker engine or Prometheus is needed; ``promtool`` and
+``hadolint`` checks run when those tools are installed and skip otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway import daemon
+from gateway.config_loader import load_config
+from gateway.errors import ConfigError
+from gateway.metrics import Metrics
+from gateway.mock_mmsc import cli as mock_cli
+from tests import yaml_subset
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKER_CONFIG = ROOT / "config" / "docker" / "gateway.toml"
+PROMETHEUS = ROOT / "config" / "prometheus" / "prometheus.yml"
+ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "config" / "grafana" / "mm7-gateway.json"
+METRIC_TOKEN = re.compile(r"\bmm7gw_[a-z_]+")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def instructions(text: str) -> list[tuple[str, str]]:
+    """Dockerfile (instruction, arguments), continuation lines joined, comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = pending + line
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        result.append((keyword.upper(), args.strip()))
+    return result
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    groups: list[list[tuple[str, str]]] = []
+    for keyword, args in instructions(text):
+        if keyword == "FROM":
+            groups.append([])
+        if groups:
+            groups[-1].append((keyword, args))
+    return groups
+
+
+def one(stage: list[tuple[str, str]], keyword: str) -> str:
+    (args,) = [a for k, a in stage if k == keyword]
+    return args
+
+
+def metric_sample_names() -> set[str]:
+    """Every sample name the gateway can expose (``_total``, ``_bucket``, ... included)."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ["route"])
+    # Open-ended label sets have no zero series: create one so their names appear.
+    metrics.leniencies("route", ["missing_start"])
+    metrics.api_request("GET", "/v1/messages/{id}", 200)
+    return {s.name for family in registry.collect() for s in family.samples}
+
+
+def metric_family_names() -> set[str]:
+    registry = CollectorRegistry()
+    Metrics(registry, ["route"])
+    return {f.name for f in registry.collect() if f.name.startswith("mm7gw_")} | {
+        "mm7gw_decode_leniencies",
+        "mm7gw_api_requests",
+    }
+
+
+def dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
+    exprs: list[str] = []
+
+    def walk(panel: dict[str, Any]) -> None:
+        exprs.extend(t["expr"] for t in panel.get("targets", []))
+        for child in panel.get("panels", []):
+            walk(child)
+
+    for panel in dashboard["panels"]:
+        walk(panel)
+    return exprs
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    document = yaml_subset.load(ALERTS.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml_subset.load(COMPOSE.read_text())
+    return document
+
+
+def docker_config_path() -> str:
+    cmd = json.loads(one(stages(DOCKERFILE.read_text())[-1], "CMD"))
+    return str(cmd[cmd.index("--config") + 1])
+
+
+# -- Dockerfile -------------------------------------------------------------------------------------
+def test_dockerfile_builds_a_wheel_then_installs_it_into_a_slim_runtime() -> None:
+    text = DOCKERFILE.read_text()
+    builder, runtime = stages(text)
+    assert one(builder, "FROM").endswith(" AS builder")
+    assert any(k == "RUN" and "pip wheel" in a for k, a in builder)
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.MULTILINE)
+    assert one(runtime, "FROM").startswith("${PYTHON_IMAGE}")
+    install = [a for k, a in runtime if k == "RUN" and "pip install" in a]
+    assert len(install) == 1
+    assert "from=builder" in install[0] and "--no-index" in install[0]
+    # The runtime never sees the source tree: only the builder's wheels and one config.
+    copies = [a for k, a in runtime if k == "COPY"]
+    assert copies == ["config/docker/gateway.toml /etc/mm7-gateway/gateway.toml"]
+
+
+def test_dockerfile_runs_as_a_numeric_non_root_user() -> None:
+    runtime = stages(DOCKERFILE.read_text())[-1]
+    user = one(runtime, "USER")
+    uid = user.partition(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    keywords = [k for k, _ in runtime]
+    assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+    assert any(f"--uid {uid}" in a for k, a in runtime if k == "RUN")  # the user exists
+
+
+def test_dockerfile_healthcheck_exposes_volumes_and_entrypoint() -> None:
+    runtime = stages(DOCKERFILE.read_text())[-1]
+    healthcheck = one(runtime, "HEALTHCHECK")
+    assert "CMD" in healthcheck and "http://127.0.0.1:9100/healthz" in healthcheck
+    assert "curl" not in healthcheck and "wget" not in healthcheck
+    assert one(runtime, "EXPOSE").split() == ["8080", "8081", "9100"]
+    assert json.loads(one(runtime, "VOLUME")) == ["/etc/mm7-gateway", "/var/lib/mm7-gateway"]
+    assert json.loads(one(runtime, "ENTRYPOINT")) == ["mm7-gateway"]
+    cmd = json.loads(one(runtime, "CMD"))
+    # The CMD is a valid `serve` command line.
+    parser = argparse.ArgumentParser()
+    daemon.add_arguments(parser)
+    assert cmd[0] == "serve"
+    assert str(parser.parse_args(cmd[1:]).config) == "/etc/mm7-gateway/gateway.toml"
+
+
+def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*"  # an allow-list
+    allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
+    sources: list[str] = []
+    for keyword, args in instructions(DOCKERFILE.read_text()):
+        if keyword == "COPY" and not args.startswith("--from"):
+            sources.extend(args.split()[:-1])
+    assert sources
+    for source in sources:
+        assert source.rstrip("/") in allowed, source
+        assert (ROOT / source).exists(), source
+
+
+def test_docker_config_listens_on_all_interfaces_and_needs_an_api_key() -> None:
+    runtime = stages(DOCKERFILE.read_text())[-1]
+    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "from-the-environment"})
+    listen = config.listen
+    assert {listen.api.host, listen.mm7.host, listen.ops.host} == {"0.0.0.0"}  # noqa: S104
+    ports = [listen.api.port, listen.mm7.port, listen.ops.port]
+    assert [str(p) for p in ports] == one(runtime, "EXPOSE").split()
+    assert str(config.gateway.data_dir) in json.loads(one(runtime, "VOLUME"))
+    assert config.logging.format == "json"
+    assert config.api_keys[0].key.get_secret_value() == "from-the-environment"
+    with pytest.raises(ConfigError, match="MM7GW_API_KEY"):
+        load_config(DOCKER_CONFIG, {})  # no key baked into the image
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed")
+def test_hadolint_is_clean() -> None:
+    result = subprocess.run(
+        ["hadolint", str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- docker-compose.yml -----------------------------------------------------------------------------
+def test_compose_runs_gateway_mock_and_prometheus() -> None:
+    services = compose()["services"]
+    assert set(services) == {"gateway", "mock-mmsc", "prometheus"}
+    gateway = services["gateway"]
+    assert gateway["build"] == "."
+    mounts = [v.split(":") for v in gateway["volumes"]]
+    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    assert ["./config/docker/gateway.toml", docker_config_path(), "ro"] in mounts
+    assert any(m[1] == str(config.gateway.data_dir) for m in mounts)
+    assert any(m[0] in compose()["volumes"] for m in mounts)  # a named volume for the data
+    published = {p.rsplit(":", 1)[-1] for p in gateway["ports"]}
+    assert published == {"8080", "8081", "9100"}
+    assert "MM7GW_API_KEY" in gateway["environment"]
+    # The gateway's only route is the compose mock.
+    assert str(config.mmsc[0].url).startswith("http://mock-mmsc:")
+
+
+def test_compose_mock_command_is_valid_and_calls_back_the_gateway() -> None:
+    services = compose()["services"]
+    command = services["mock-mmsc"]["command"]
+    assert command[0] == "mock-mmsc"
+    parser = argparse.ArgumentParser()
+    mock_cli.add_arguments(parser)
+    args = parser.parse_args(command[1:])
+    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    assert args.vasp_url == f"http://gateway:{config.listen.mm7.port}/mm7/{config.mmsc[0].name}"
+    mock_port = args.listen.rsplit(":", 1)[1]
+    assert str(config.mmsc[0].url) == f"http://mock-mmsc:{mock_port}/mm7"
+    for volume in services["mock-mmsc"]["volumes"]:
+        source, target = volume.split(":")[:2]
+        assert (ROOT / source).is_dir(), source
+        assert target == args.media_dir
+    # The image's HEALTHCHECK asks the gateway's port; the mock needs its own.
+    assert f":{mock_port}/" in " ".join(services["mock-mmsc"]["healthcheck"]["test"])
+
+
+def test_prometheus_scrapes_both_and_loads_the_rules() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    assert "./config/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scrape = yaml_subset.load(PROMETHEUS.read_text())
+    for rule_file in scrape["rule_files"]:
+        assert (PROMETHEUS.parent / rule_file).is_file()
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in scrape["scrape_configs"]
+    }
+    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    assert targets["mm7-gateway"] == [f"gateway:{config.listen.ops.port}"]
+    mock_port = str(config.mmsc[0].url).split(":")[2].split("/")[0]
+    assert targets["mock-mmsc"] == [f"mock-mmsc:{mock_port}"]
+    for target in (t for ts in targets.values() for t in ts):
+        assert target.split(":")[0] in services
+
+
+# -- alert rules and dashboard ----------------------------------------------------------------------
+def test_alert_rules_are_complete_and_use_only_gateway_metrics() -> None:
+    rules = alert_rules()
+    names = [rule["alert"] for rule in rules]
+    assert len(names) == len(set(names))
+    known = metric_sample_names()
+    for rule in rules:
+        assert re.fullmatch(r"MM7[A-Za-z]+", rule["alert"])
+        assert rule["expr"] and re.fullmatch(r"\d+[smh]", rule["for"])
+        assert rule["labels"]["severity"] in {"page", "ticket"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        tokens = set(METRIC_TOKEN.findall(rule["expr"]))
+        assert tokens or "up{" in rule["expr"], rule["alert"]
+        assert tokens <= known, (rule["alert"], tokens - known)
+    text = " ".join(rule["expr"] for rule in rules)
+    for needed in (
+        "mm7gw_queue_depth",  # queue growing
+        'mm7gw_submit_requests_total{status_class!="success"}',  # submit error ratio
+        "mm7gw_delivery_reports_total",  # delivery reports missing / lagging
+        "mm7gw_dead_letters",  # webhook dead letters
+        "absent(mm7gw_build_info",  # build info absent
+    ):
+        assert needed in text, needed
+    # Every metric named in a description exists too.
+    for rule in rules:
+        assert set(METRIC_TOKEN.findall(rule["annotations"]["description"])) <= known
+
+
+def test_dashboard_covers_every_gateway_metric_with_valid_names() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = dashboard_exprs(dashboard)
+    assert exprs
+    known = metric_sample_names()
+    used = {token for expr in exprs for token in METRIC_TOKEN.findall(expr)}
+    assert used <= known, used - known
+    text_tokens = set(METRIC_TOKEN.findall(DASHBOARD.read_text()))
+    assert text_tokens <= known | metric_family_names(), text_tokens - known
+    families = metric_family_names()
+    covered = {f for f in families if any(name.startswith(f) for name in used)}
+    assert covered == families, families - covered
+    assert "process_resident_memory_bytes" in " ".join(exprs)
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"datasource", "job", "mmsc"} <= variables
+    for variable in dashboard["templating"]["list"][1:]:
+        assert set(METRIC_TOKEN.findall(variable["query"]["query"])) <= known
+
+
+def test_dashboard_panels_have_unique_ids_and_do_not_overlap() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    boxes = []
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["w"] > 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        boxes.append((panel["title"], grid["x"], grid["y"], grid["w"], grid["h"]))
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}"
+            assert panel["targets"] and panel["description"]
+    for (a, ax, ay, aw, ah), (b, bx, by, bw, bh) in combinations(boxes, 2):
+        overlap = ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+        assert not overlap, (a, b)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_accepts_the_config_and_rules(tmp_path: Path) -> None:
+    for command in (
+        ["promtool", "check", "config", str(PROMETHEUS)],
+        ["promtool", "check", "rules", str(ALERTS)],
+        ["promtool", "test", "rules", str(ALERTS.with_name("alerts_test.yml"))],
+    ):
+        result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert result.returncode == 0, shlex.join(command) + "\n" + result.stdout + result.stderr
+
+
+def test_yaml_subset_reader_rejects_what_it_cannot_read() -> None:
+    assert yaml_subset.load("a:\n  - x: 1\n    y: 'q'\n  - [1, 2]\nb: |\n  l1\n  l2\n") == {
+        "a": [{"x": 1, "y": "q"}, [1, 2]],
+        "b": "l1\nl2",
+    }
+    for bad in ("a: &anchor 1\n", "a: 1 # inline\n", "a: 1\na: 2\n", "a:\n   - 1\n  - 2\n"):
+        with pytest.raises(ValueError, match=r"."):
+            yaml_subset.load(bad)
