@@ -33,6 +33,7 @@ from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
 from gateway.mmsc_client import ClientSettings, MmscClient
 from gateway.ops import add_ops_routes
+from gateway.read_deadline import read_deadline_middleware
 from gateway.retry import RetryPolicy
 from gateway.routing import Router, RouteRule
 from gateway.store import MessageRecord, SqliteStore
@@ -170,7 +171,10 @@ class Gateway:
             link_for=self._media_link,
         )
         self.api_app = self._build_api_app()
-        self.mm7_app = web.Application(client_max_size=16 * 1024 * 1024)
+        self.mm7_app = web.Application(
+            middlewares=[read_deadline_middleware(config.listen.read_timeout_seconds)],
+            client_max_size=16 * 1024 * 1024,
+        )
         enable_access_log(self.mm7_app, "mm7")
         self.ops_app = web.Application()
         add_ops_routes(self.ops_app, self)
@@ -185,6 +189,7 @@ class Gateway:
                 metrics_middleware(self.metrics),
                 errors_middleware,
                 auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
+                read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],
             client_max_size=self.config.gateway.max_body_bytes,
         )
@@ -276,6 +281,9 @@ class Gateway:
             access_log=access_logger_for(app),  # None (off) for the ops listener
             access_log_class=AccessLogger,
             shutdown_timeout=2.0,
+            # aiohttp's keep-alive timer also runs from connection open until the first
+            # complete request: it is our header read timeout (gateway/read_deadline.py).
+            keepalive_timeout=self.config.listen.read_timeout_seconds,
         )
         await runner.setup()
         site = web.TCPSite(runner, address.host, address.port, reuse_address=True)

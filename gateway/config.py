@@ -183,6 +183,11 @@ class ListenSection(_Section):
     api: ListenAddress = HostPort("127.0.0.1", 8080)
     mm7: ListenAddress = HostPort("127.0.0.1", 8081)
     ops: ListenAddress = HostPort("127.0.0.1", 9100)
+    #: Slow-client limit on the API and MM7 listeners: a connection that sends no complete
+    #: request headers within this many seconds of opening (or of its last answer: idle
+    #: keep-alive) is closed, and so is one whose request body has not fully arrived this
+    #: long after its headers.
+    read_timeout_seconds: Seconds = 30.0
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]

@@ -71,13 +71,27 @@ class QueueGauge:
 
     def __init__(self) -> None:
         self.depth: dict[str, int] = {}
+        #: Batches of submissions admitted but not yet committed. Counted so that concurrent
+        #: requests awaiting the store cannot all pass the bound (``depth`` may be reloaded
+        #: from the store meanwhile; reservations live apart so that never drops them).
+        self.reserved = 0
 
     @property
     def total(self) -> int:
-        return sum(self.depth.values())
+        return sum(self.depth.values()) + self.reserved
 
     def add(self, route: str, count: int) -> None:
         self.depth[route] = self.depth.get(route, 0) + count
+
+    def reserve(self, count: int, limit: int) -> bool:
+        """Admit ``count`` batches if the queue is under ``limit``; False when it is full."""
+        if self.total >= limit:
+            return False
+        self.reserved += count
+        return True
+
+    def release(self, count: int) -> None:
+        self.reserved = max(0, self.reserved - count)
 
     def done(self, route: str, count: int = 1) -> None:
         self.depth[route] = max(0, self.depth.get(route, 0) - count)
@@ -118,12 +132,15 @@ class SubmissionService:
         self.link_for = link_for
 
     def check_backpressure(self) -> None:
+        """Cheap early refusal before a request body is read."""
         if self.queue.total >= self.max_queue_depth:
-            raise Backpressure(
-                f"the queue holds {self.queue.total} submissions; "
-                f"its limit is {self.max_queue_depth}",
-                retry_after=5,
-            )
+            raise self._queue_full()
+
+    def _queue_full(self) -> Backpressure:
+        return Backpressure(
+            f"the queue holds {self.queue.total} submissions; its limit is {self.max_queue_depth}",
+            retry_after=5,
+        )
 
     async def _resolve_media(self, item: MediaInput) -> tuple[str, bytes]:
         field = f"media[{item.index}]"
@@ -243,8 +260,35 @@ class SubmissionService:
         idempotency_key: str | None,
         request_hash: str | None,
     ) -> tuple[MessageRecord, bool]:
-        self.check_backpressure()
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
+        batches = {
+            route: -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))
+            for route in set(routes)
+        }
+        needed = sum(batches.values())
+        if not self.queue.reserve(needed, self.max_queue_depth):
+            raise self._queue_full()
+        try:
+            record, created = await self._submit_reserved(
+                api_key, request, routes, idempotency_key, request_hash
+            )
+        finally:
+            self.queue.release(needed)
+        if created:
+            for route, count in batches.items():
+                self.queue.add(route, count)
+                self.wake(route)
+            self.on_accepted(record)
+        return record, created
+
+    async def _submit_reserved(
+        self,
+        api_key: str,
+        request: SubmitRequest,
+        routes: tuple[str, ...],
+        idempotency_key: str | None,
+        request_hash: str | None,
+    ) -> tuple[MessageRecord, bool]:
         # Opt-out (issue 5): ``optout`` is attached by Callbacks.start(); a recipient that
         # sent STOP to this sender is refused with 403.
         optout = getattr(self, "optout", None)
@@ -303,14 +347,7 @@ class SubmissionService:
             original_bytes=content.original,
             adapted_bytes=content.adapted,
         )
-        record, created = await self.store.create_message(new)
-        if created:
-            for route in set(routes):
-                per_submit = max(1, self.limits[route].max_recipients_per_submit)
-                self.queue.add(route, -(-routes.count(route) // per_submit))
-                self.wake(route)
-            self.on_accepted(record)
-        return record, created
+        return await self.store.create_message(new)
 
     async def get(self, api_key: str, message_id: str) -> MessageRecord:
         record = await self.store.get_message(message_id)

@@ -39,9 +39,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             response = error_response(exc)
         except web.HTTPException as exc:
             if exc.status >= 400:
-                code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-                    exc.status, "http_error"
-                )
+                code = {
+                    404: "not_found",
+                    405: "method_not_allowed",
+                    408: "request_timeout",
+                    413: "payload_too_large",
+                }.get(exc.status, "http_error")
                 response = web.json_response(
                     {"error": {"code": code, "message": exc.reason, "field": None}},
                     status=exc.status,

@@ -26,6 +26,9 @@ async def _read_json(request: web.Request) -> object:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"malformed JSON: {exc}", code="malformed_json") from None
+    except RecursionError:
+        # json's C scanner recurses per nesting level; no real message nests this deep.
+        raise ValidationError("JSON nested too deeply", code="malformed_json") from None
 
 
 async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str | None, bytes]]]:
@@ -35,12 +38,21 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
     max_body = request.app[MAX_BODY]
     total = 0
     while True:
-        part = await reader.next()
-        if part is None:
-            break
-        if not isinstance(part, BodyPartReader):
-            raise ValidationError("nested multipart is not supported here", code="malformed_form")
-        data = await part.read(decode=True)
+        try:
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise ValidationError(
+                    "nested multipart is not supported here", code="malformed_form"
+                )
+            data = await part.read(decode=True)
+        except ValueError as exc:
+            # aiohttp's multipart reader signals a truncated or unterminated body with
+            # ValueError ("Reading after EOF", missing boundary, bad part headers).
+            raise ValidationError(
+                f"malformed multipart body: {exc}", code="malformed_form"
+            ) from None
         total += len(data)
         if total > max_body:
             raise PayloadTooLarge(f"request body exceeds {max_body} bytes")
@@ -50,6 +62,10 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValidationError(
                     f"malformed JSON in the message field: {exc}", field="message"
+                ) from None
+            except RecursionError:
+                raise ValidationError(
+                    "JSON in the message field is nested too deeply", field="message"
                 ) from None
         elif part.name:
             files[part.name] = (part.headers.get("Content-Type"), bytes(data))

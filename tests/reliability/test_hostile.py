@@ -41,6 +41,7 @@ SIGNING_KEY = "hostile-test-signing-key-0123456789"
 MM7_USER, MM7_PASSWORD = "mmsc", "mmsc-secret"
 BASIC = "Basic " + base64.b64encode(f"{MM7_USER}:{MM7_PASSWORD}".encode()).decode()
 QUICK = 3.0  # seconds: every hostile request must be answered faster than this
+READ_TIMEOUT = 1.5  # listen.read_timeout_seconds for these tests: stalled clients are cut off
 TABLES = (
     "messages",
     "batches",
@@ -218,6 +219,7 @@ async def ctx(tmp_path: Path, mocks: Any, run_gateway: Any) -> AsyncIterator[Ctx
             mock.url,
             gateway__signing_key=SIGNING_KEY,
             gateway__max_body_bytes=2 * 1024 * 1024,
+            listen__read_timeout_seconds=READ_TIMEOUT,
             mmsc_inbound_username=MM7_USER,
             mmsc_inbound_password=MM7_PASSWORD,
         )
@@ -519,6 +521,19 @@ API_CASES: dict[str, Callable[[Ctx], tuple[bytes, int, str]]] = {
         413,
         "media_too_large",
     ),
+    "deeply_nested_json": lambda c: (_api_post(deep_json()), 400, "malformed_json"),
+    "deeply_nested_json_in_form": lambda c: (
+        _api_post(form([("message", deep_json())])[1], form([])[0]),
+        400,
+        "validation_error",
+    ),
+    "truncated_multipart_form": lambda c: (
+        _api_post(
+            form([("message", MESSAGE), ("f", b"x" * 100)], close=False)[1][:-60], form([])[0]
+        ),
+        400,
+        "malformed_form",
+    ),
 }
 
 
@@ -548,60 +563,6 @@ async def test_signed_media_url_still_works(ctx: Ctx) -> None:
 
 
 # Known gaps: each is the failing test that the fix must turn green.
-API_BUGS: dict[str, tuple[Callable[[Ctx], tuple[bytes, int, str]], str]] = {
-    "deeply_nested_json": (
-        lambda c: (_api_post(deep_json()), 400, "malformed_json"),
-        (
-            "gateway/api/routes.py _read_json catches UnicodeDecodeError/JSONDecodeError but not "
-            "RecursionError: json.loads of 100,000 nested '[' raises RecursionError, answered "
-            "500 internal_error instead of 400 malformed_json"
-        ),
-    ),
-    "deeply_nested_json_in_form": (
-        lambda c: (
-            _api_post(form([("message", deep_json())])[1], form([])[0]),
-            400,
-            "validation_error",
-        ),
-        (
-            "gateway/api/routes.py _read_form: json.loads of the 'message' part raises "
-            "RecursionError for deep nesting -> 500 internal_error instead of 400"
-        ),
-    ),
-    "truncated_multipart_form": (
-        lambda c: (
-            _api_post(
-                form([("message", MESSAGE), ("f", b"x" * 100)], close=False)[1][:-60], form([])[0]
-            ),
-            400,
-            "malformed_form",
-        ),
-        (
-            "gateway/api/routes.py _read_form: aiohttp's multipart reader raises ValueError "
-            "('Reading after EOF') on a body that ends inside a part; it is not caught, so the "
-            "answer is 500 internal_error instead of a 400"
-        ),
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=r))
-        for n, (_, r) in sorted(API_BUGS.items())
-    ],
-)
-async def test_api_known_gaps(ctx: Ctx, name: str) -> None:
-    request, status, code = API_BUGS[name][0](ctx)
-    before = await ctx.snapshot()
-    answer = await exchange(ctx.api_port, request)
-    error = json.loads(answer.body)["error"]
-    _report("api", name, answer, error.get("code"))
-    await _healthy_and_unchanged(ctx, before, answer)
-    assert (answer.status, error["code"]) == (status, code)
-
-
 # -- helpers ---------------------------------------------------------------------------------------------------
 
 
@@ -629,7 +590,7 @@ async def _healthy_and_unchanged(ctx: Ctx, before: dict[str, Any], answer: Answe
 
 # -- slow clients ----------------------------------------------------------------------------------------------
 
-STALL_LIMIT = 5.0  # seconds a stalled request may hold a connection (see the xfail reason)
+STALL_LIMIT = READ_TIMEOUT + 3.0  # seconds a stalled request may hold a connection
 
 
 def _stalls(ctx: Ctx) -> dict[str, tuple[int, bytes]]:
@@ -691,19 +652,9 @@ async def test_stalled_clients_do_not_block_anyone_else(ctx: Ctx) -> None:
     assert after["delivery_reports"] == before["delivery_reports"] + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "no read timeout on our listeners: aiohttp's web server has no header/body read "
-        "timeout, and Gateway._serve (gateway/app.py) builds web.AppRunner without "
-        "keepalive_timeout, so aiohttp's RequestHandler default (3630 s) is the only limit "
-        "for a silent connection and a handler awaiting request.read() on a stalled body "
-        "waits forever (measured with aiohttp 3.14.5: still open after 20 s). Needs a "
-        "request read deadline (e.g. asyncio.timeout around body reads plus a short "
-        "keepalive_timeout), ideally a config key this test can then set"
-    ),
-)
 async def test_stalled_requests_are_cut_off(ctx: Ctx) -> None:
+    """listen.read_timeout_seconds closes silent, half-headed and half-bodied requests."""
+    before = await ctx.snapshot()
     stalls = _stalls(ctx)
     opened = {name: await _open_stalled(port, data) for name, (port, data) in stalls.items()}
 
@@ -721,3 +672,6 @@ async def test_stalled_requests_are_cut_off(ctx: Ctx) -> None:
             writer.close()
     still_open = [name for name, done in zip(opened, results, strict=True) if not done]
     assert not still_open, f"still open after {STALL_LIMIT} s: {still_open}"
+    health = await exchange(ctx.running.gateway.listeners.ops[1], http_request("GET", "/healthz"))
+    assert health.status == 200
+    assert await ctx.snapshot() == before, "a stalled request changed the store"

@@ -134,15 +134,6 @@ async def test_backpressure_at_the_bound_and_nothing_accepted_is_dropped(tmp_pat
     assert max(rss) - rss_start < 16 * 1024, summary
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "max_queue_depth is checked before the awaited store write and counted after it "
-        "(gateway/submission.py SubmissionService.check_backpressure / submit -> "
-        "queue.add after create_message), so concurrent requests all pass the check: "
-        "the bound is exceeded by up to the number of requests in flight"
-    ),
-)
 async def test_queue_bound_is_exact_under_a_concurrent_burst(
     tmp_path: Path, mocks: Any, run_gateway: Any
 ) -> None:
