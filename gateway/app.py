@@ -27,7 +27,7 @@ from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS,
 from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
-from gateway.dispatcher import MediaCache, RouteSettings, RouteWorker
+from gateway.dispatcher import MediaCache, RecentMessages, RouteSettings, RouteWorker
 from gateway.media_fetch import FetchPolicy
 from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
@@ -117,7 +117,10 @@ class Gateway:
         self.store = SqliteStore(data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(data_dir / "media")
         self.media_cache = MediaCache(self.media_store)
+        self.recent = RecentMessages()
         self.queue = QueueGauge()
+        self._queue_gauges: dict[str, Any] = {}
+        self._accepted_counters: dict[str, Any] = {}
         self.router = Router(
             [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
         )
@@ -132,6 +135,7 @@ class Gateway:
                 on_finished=self._batch_finished,
                 clock=clock,
                 rng=self.rng,
+                recent=self.recent,
             )
             for m in config.mmsc
         }
@@ -219,7 +223,12 @@ class Gateway:
             worker.wake()
 
     def _accepted(self, record: MessageRecord) -> None:
-        self.metrics.messages_accepted_total.labels(route=record.route).inc()
+        self.recent.add(record)
+        counter = self._accepted_counters.get(record.route)
+        if counter is None:
+            counter = self.metrics.messages_accepted_total.labels(route=record.route)
+            self._accepted_counters[record.route] = counter
+        counter.inc()
         self._refresh_queue_gauge()
 
     def _batch_finished(self, route: str, count: int) -> None:
@@ -227,8 +236,13 @@ class Gateway:
         self._refresh_queue_gauge()
 
     def _refresh_queue_gauge(self) -> None:
-        for name in self.workers:
-            self.metrics.queue_depth.labels(mmsc=name).set(self.queue.depth.get(name, 0))
+        gauges = self._queue_gauges
+        if not gauges:
+            gauges.update(
+                {name: self.metrics.queue_depth.labels(mmsc=name) for name in self.workers}
+            )
+        for name, gauge in gauges.items():
+            gauge.set(self.queue.depth.get(name, 0))
 
     async def cancel(self, record: MessageRecord) -> MessageRecord:
         """DELETE /v1/messages/{id}: dequeue what is unsent, CancelReq what was submitted."""

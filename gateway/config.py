@@ -334,7 +334,11 @@ class OptoutSection(_Section):
     enabled: Flag = True
     stop_keywords: Keywords = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
     start_keywords: Keywords = ("START", "UNSTOP")
-    confirmation_text: str | None = None
+    #: Reply sent (over the MMSC the STOP came from, from the short code it was sent to)
+    #: after a STOP-family keyword; None: no reply.
+    confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    #: The same after a START-family keyword.
+    start_confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
 
 # -- the whole configuration ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -125,6 +126,28 @@ def build_submit(
     )
 
 
+class RecentMessages:
+    """The records of messages just accepted, so a worker need not read them back.
+
+    Under load the dispatcher sends a message moments after the API committed it; handing
+    the committed record over saves a store round trip a message. Bounded (LRU): when the
+    queue is long the dispatcher reads older messages from the store as before. Only
+    fields fixed at creation (content, sender, options, validity) are used from it.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, MessageRecord] = OrderedDict()
+
+    def add(self, record: MessageRecord) -> None:
+        self._items[record.id] = record
+        if len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def get(self, message_id: str) -> MessageRecord | None:
+        return self._items.get(message_id)
+
+
 class MediaCache:
     """Small LRU of media bytes: a campaign sends the same image many times."""
 
@@ -160,8 +183,10 @@ class RouteWorker:
         on_finished: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        recent: RecentMessages | None = None,
     ) -> None:
         self.route = route
+        self.recent = recent or RecentMessages(0)
         self.store = store
         self.media = media
         self.client = client
@@ -178,6 +203,23 @@ class RouteWorker:
         self.consecutive_failures = 0
         self.last_slow_down = 0.0
         self.on_finished = on_finished
+        # This route's metric children, resolved once: ``labels()`` costs microseconds a
+        # call, several calls a message.
+        name = route.name
+        self._in_flight_gauge = metrics.in_flight.labels(mmsc=name)
+        self._throttle_wait = metrics.throttle_wait_seconds.labels(mmsc=name)
+        self._submit_latency = metrics.submit_latency_seconds.labels(mmsc=name)
+        self._submit_requests: dict[str, Any] = {}
+
+    def _count_submit(self, status_class: str) -> None:
+        counter = self._submit_requests.get(status_class)
+        if counter is None:
+            counter = self._submit_requests[status_class] = (
+                self.metrics.submit_requests_total.labels(
+                    mmsc=self.route.name, status_class=status_class
+                )
+            )
+        counter.inc()
 
     # -- state for /readyz ------------------------------------------------------------------
     @property
@@ -216,7 +258,7 @@ class RouteWorker:
             for batch in batches:
                 task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
                 self.in_flight[batch.id] = task
-            self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
+            self._in_flight_gauge.set(len(self.in_flight))
 
     def _release(self, count: int) -> None:
         for _ in range(count):
@@ -241,7 +283,7 @@ class RouteWorker:
                 sender, TokenBucket(self.route.per_sender_tps, 1.0)
             )
             delay = max(delay, bucket.reserve(time.monotonic()))
-        self.metrics.throttle_wait_seconds.labels(mmsc=self.route.name).observe(delay)
+        self._throttle_wait.observe(delay)
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -264,7 +306,7 @@ class RouteWorker:
         finally:
             self.in_flight.pop(batch.id, None)
             self.claimed.discard(batch.id)
-            self.metrics.in_flight.labels(mmsc=self.route.name).set(len(self.in_flight))
+            self._in_flight_gauge.set(len(self.in_flight))
             self.window.release()
             # A retry may now be due sooner than the loop's current idle wait.
             self.wake_event.set()
@@ -274,7 +316,9 @@ class RouteWorker:
         if now >= batch.expires_at:
             await self._give_up(batch, GiveUp("expired", "validity period ended before submission"))
             return
-        message = await self.store.get_message(batch.message_id)
+        message = self.recent.get(batch.message_id) or await self.store.get_message(
+            batch.message_id
+        )
         if message is None:
             log.error("batch without message", batch_id=batch.id)
             await self.store.mark_failed(batch.id, "failed", "message record missing", now)
@@ -284,7 +328,7 @@ class RouteWorker:
         content_type, body = self.client.encode(request)
         await self._throttle(message)
         result = await self.client.post(content_type, body)
-        self.metrics.submit_latency_seconds.labels(mmsc=self.route.name).observe(result.seconds)
+        self._submit_latency.observe(result.seconds)
         await self._record(batch, result)
 
     async def _record(self, batch: Batch, result: SendResult) -> None:
@@ -293,9 +337,7 @@ class RouteWorker:
         if result.kind == "response" and isinstance(response, Response):
             info = status_info(response.status_code)
             label = _STATUS_CLASS_LABEL.get(info.status_class.value, "service_error")
-            self.metrics.submit_requests_total.labels(
-                mmsc=self.route.name, status_class=label
-            ).inc()
+            self._count_submit(label)
             outcome: Outcome = classify_status(response.status_code, self.route.status_overrides)
             text = response.status_text or info.name
             reason = f"status {response.status_code} {text}"
@@ -312,9 +354,7 @@ class RouteWorker:
             label = {"timeout": "timeout", "network_error": "network_error"}.get(
                 result.kind, "http_error"
             )
-            self.metrics.submit_requests_total.labels(
-                mmsc=self.route.name, status_class=label
-            ).inc()
+            self._count_submit(label)
             outcome = "retry"
             reason = result.error or result.kind
             self.consecutive_failures += 1

@@ -75,8 +75,9 @@ class MediaStore:
         except NotFoundError:
             return False
 
-    async def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+    async def put(self, data: bytes, *, digest: str | None = None) -> str:
+        """Store ``data`` (durably, once per content); ``digest``: its sha256 if known."""
+        digest = digest or hashlib.sha256(data).hexdigest()
         if digest in self._known:
             return digest
         stored = await asyncio.to_thread(self.put_sync, data)

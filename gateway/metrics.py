@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -108,6 +108,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, mmsc_names: Iterable[str] = ()) -> None:
         self.registry = registry
+        self._api_children: dict[tuple[str, str | None, int], Any] = {}
         self.mmsc_names: tuple[str, ...] = tuple(mmsc_names)
         self.messages_accepted_total = Counter(
             "mm7gw_messages_accepted_total",
@@ -309,10 +310,18 @@ class Metrics:
 
         Pass ``None`` when nothing matched (404s): raw paths never become labels.
         """
-        template = route if route is not None and _ROUTE_TEMPLATE.match(route) else "unmatched"
-        self.api_requests_total.labels(
-            method=_bounded(method.upper(), HTTP_METHODS), route=template, status=str(status)
-        ).inc()
+        key = (method, route, status)
+        child = self._api_children.get(key)
+        if child is None:
+            template = route if route is not None and _ROUTE_TEMPLATE.match(route) else "unmatched"
+            child = self.api_requests_total.labels(
+                method=_bounded(method.upper(), HTTP_METHODS), route=template, status=str(status)
+            )
+            # Keys are as bounded as the labels: a method outside HTTP_METHODS is a label
+            # "other" but its own key, so cap the memo rather than trust the input.
+            if len(self._api_children) < 4096:
+                self._api_children[key] = child
+        child.inc()
 
 
 def exposition(registry: CollectorRegistry, accept_header: str | None = None) -> tuple[bytes, str]:

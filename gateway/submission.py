@@ -64,6 +64,8 @@ class Content:
     original: int
     adapted: int
     fallback: str | None
+    #: sha256 of each of ``parts`` when already known (memoised adaptation), else empty.
+    digests: tuple[str, ...] = ()
 
 
 class QueueGauge:
@@ -127,7 +129,7 @@ class SubmissionService:
         self.http = http
         self.clock = clock
         self.on_media_action = on_media_action
-        self._adapt_cache: OrderedDict[object, AdaptResult] = OrderedDict()
+        self._adapt_cache: OrderedDict[object, tuple[AdaptResult, tuple[str, ...]]] = OrderedDict()
         #: sha256 of stored media -> signed public URL (set once callbacks have a key).
         self.link_for = link_for
 
@@ -184,7 +186,7 @@ class SubmissionService:
         if not all(self.limits[r].mms for r in set(routes)):
             return await self._link_fallback(request, media, original, "route does not take MMS")
         try:
-            result = await self._adapt(parts, budget, first)
+            result, digests = await self._adapt(parts, budget, first)
         except MediaTooLargeError as exc:
             raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
         except PipelineMediaError as exc:
@@ -198,6 +200,7 @@ class SubmissionService:
                 original=original,
                 adapted=ENVELOPE_OVERHEAD + sum(len(p.data) for p in result.parts),
                 fallback=None,
+                digests=digests,
             )
         if first.media_policy == "reject":
             raise PayloadTooLarge(
@@ -207,9 +210,14 @@ class SubmissionService:
             )
         return await self._link_fallback(request, media, original, "media cannot fit")
 
-    async def _adapt(self, parts: list[MediaPart], budget: int, limits: RouteLimits) -> AdaptResult:
+    async def _adapt(
+        self, parts: list[MediaPart], budget: int, limits: RouteLimits
+    ) -> tuple[AdaptResult, tuple[str, ...]]:
         """``adapt_parts`` in a worker thread, memoised: a campaign repeats the same media,
-        and adaptation is deterministic, so the same input and limits give the same output."""
+        and adaptation is deterministic, so the same input and limits give the same output.
+
+        Returns the result and the sha256 of each output part (hashed once, not per message).
+        """
         key = (
             tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
             budget,
@@ -222,20 +230,24 @@ class SubmissionService:
         if cached is not None:
             self._adapt_cache.move_to_end(key)
             return cached
-        result = await asyncio.to_thread(
-            adapt_parts,
-            parts,
-            budget_bytes=budget,
-            max_image_pixels=limits.max_image_pixels,
-            allowed_types=limits.allowed_types,
-            policy=limits.media_policy,
-            transfer_encoding=limits.transfer_encoding,
-            add_smil=True,
-        )
-        self._adapt_cache[key] = result
+
+        def run() -> tuple[AdaptResult, tuple[str, ...]]:
+            result = adapt_parts(
+                parts,
+                budget_bytes=budget,
+                max_image_pixels=limits.max_image_pixels,
+                allowed_types=limits.allowed_types,
+                policy=limits.media_policy,
+                transfer_encoding=limits.transfer_encoding,
+                add_smil=True,
+            )
+            return result, tuple(hashlib.sha256(p.data).hexdigest() for p in result.parts)
+
+        entry = await asyncio.to_thread(run)
+        self._adapt_cache[key] = entry
         if len(self._adapt_cache) > ADAPT_CACHE_ENTRIES:
             self._adapt_cache.popitem(last=False)
-        return result
+        return entry
 
     async def _link_fallback(
         self, request: SubmitRequest, media: list[tuple[str, bytes]], original: int, why: str
@@ -259,6 +271,7 @@ class SubmissionService:
         *,
         idempotency_key: str | None,
         request_hash: str | None,
+        check_optout: bool = True,
     ) -> tuple[MessageRecord, bool]:
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
         batches = {
@@ -270,7 +283,7 @@ class SubmissionService:
             raise self._queue_full()
         try:
             record, created = await self._submit_reserved(
-                api_key, request, routes, idempotency_key, request_hash
+                api_key, request, routes, idempotency_key, request_hash, check_optout=check_optout
             )
         finally:
             self.queue.release(needed)
@@ -288,11 +301,13 @@ class SubmissionService:
         routes: tuple[str, ...],
         idempotency_key: str | None,
         request_hash: str | None,
+        *,
+        check_optout: bool,
     ) -> tuple[MessageRecord, bool]:
         # Opt-out (issue 5): ``optout`` is attached by Callbacks.start(); a recipient that
         # sent STOP to this sender is refused with 403.
         optout = getattr(self, "optout", None)
-        if optout is not None:
+        if optout is not None and check_optout:
             blocked = await optout.check(request.to, routes, request.sender)
             if blocked:
                 raise ForbiddenError(
@@ -303,8 +318,9 @@ class SubmissionService:
         media = [await self._resolve_media(item) for item in request.media]
         content = await self._prepare_content(request, routes, media)
         parts: list[PartRef] = []
-        for part in content.parts:
-            digest = await self.media_store.put(part.data)
+        for index, part in enumerate(content.parts):
+            known = content.digests[index] if content.digests else None
+            digest = await self.media_store.put(part.data, digest=known)
             parts.append(
                 PartRef(
                     content_type=part.content_type,

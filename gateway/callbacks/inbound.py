@@ -45,6 +45,18 @@ CHARSET_ALIASES: Final = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :meth:`InboundService.receive` stored."""
+
+    id: str
+    created: bool
+    #: ``stop``/``start`` when the text was an opt-out keyword.
+    optout: str | None
+    sender: str | None
+    recipient: str | None
+
+
 def content_type_params(content_type: str) -> tuple[str, dict[str, str]]:
     """``("text/plain", {"charset": "utf-8"})`` from a Content-Type value."""
     media_type, *rest = content_type.split(";")
@@ -143,8 +155,8 @@ class InboundService:
                 return digest
             raise
 
-    async def receive(self, mmsc: str, msg: DeliverReq) -> tuple[str, bool]:
-        """Store one DeliverReq durably; returns ``(inbound id, created)``."""
+    async def receive(self, mmsc: str, msg: DeliverReq) -> Received:
+        """Store one DeliverReq durably; ``created`` is False for a repeated DeliverReq."""
         now = self.clock()
         parts: list[sql.InboundPart] = []
         texts: list[str] = []
@@ -187,7 +199,10 @@ class InboundService:
             parts=tuple(parts),
         )
         event = (url, self.event_data(row, now)) if url else None
-        return await self.store.write(lambda conn: sql.store_inbound(conn, row, event))
+        inbound_id, created = await self.store.write(
+            lambda conn: sql.store_inbound(conn, row, event)
+        )
+        return Received(inbound_id, created, row.optout, row.sender, row.recipient)
 
     def event_data(self, row: sql.InboundRow, now: float) -> dict[str, Any]:
         """The ``data`` of a ``message.inbound`` event (media as signed URLs)."""

@@ -13,12 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import structlog
+
+from gateway.api.schemas import SubmitRequest, normalise_number
 from gateway.callbacks import sql
+from gateway.errors import ApiError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
+    from gateway.callbacks.inbound import Received
     from gateway.store import SqliteStore
+    from gateway.submission import SubmissionService
+
+log = structlog.get_logger("gateway.optout")
 
 DEFAULT_STOP_KEYWORDS: Final = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 DEFAULT_START_KEYWORDS: Final = ("START", "UNSTOP")
@@ -91,3 +99,61 @@ class OptOut:
 
     async def is_suppressed(self, number: str, sender: str | None) -> bool:
         return bool(await self.suppressed([number], sender))
+
+
+class OptOutConfirmations:
+    """The optional reply to a STOP/START: an ordinary outbound message, queued like any other.
+
+    It goes back over the MMSC the keyword came from, from the short code it was sent to,
+    and skips the suppression check (the number has just opted out, and a STOP
+    confirmation is the one message carriers expect it to get). It is queued after the
+    inbound message has been committed: a crash between the two loses the confirmation,
+    never the opt-out itself.
+    """
+
+    def __init__(
+        self,
+        submissions: SubmissionService,
+        *,
+        owner: str,
+        texts: Mapping[str, str | None],
+    ) -> None:
+        self.submissions = submissions
+        self.owner = owner
+        self.texts = dict(texts)
+
+    async def confirm(self, mmsc: str, received: Received) -> str | None:
+        """Queue the reply to ``received``; returns the new message id, or None if none is due."""
+        text = self.texts.get(received.optout or "")
+        if not text or not received.sender or not received.recipient:
+            return None
+        raw = received.sender.strip()
+        try:
+            number = normalise_number(raw if raw.startswith("+") else "+" + raw)
+            request = SubmitRequest(
+                to=(number,),
+                sender=received.recipient,
+                text=text,
+                route=mmsc,
+                delivery_report=False,
+            )
+            record, _ = await self.submissions.submit(
+                self.owner, request, idempotency_key=None, request_hash=None, check_optout=False
+            )
+        except ApiError as exc:
+            log.warning(
+                "opt-out confirmation not sent",
+                inbound_id=received.id,
+                mmsc=mmsc,
+                code=exc.code,
+                reason=str(exc),
+            )
+            return None
+        log.info(
+            "opt-out confirmation queued",
+            inbound_id=received.id,
+            mmsc=mmsc,
+            message_id=record.id,
+            keyword=received.optout,
+        )
+        return record.id

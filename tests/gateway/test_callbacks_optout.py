@@ -118,3 +118,62 @@ async def _send_without_sender(s, gw):
         url_of(gw.listeners.api, "/v1/messages"), json={"to": USER, "text": "x"}, headers=bearer()
     ) as response:
         return response.status, await response.json()
+
+
+async def _wait_submits(mmsc: TinyMmsc, count: int, timeout: float = 5.0) -> None:
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while len(mmsc.submits) < count:
+            await asyncio.sleep(0.02)
+
+
+async def test_confirmation_replies_to_stop_and_start(tmp_path, mmsc):
+    config = build_config(
+        tmp_path,
+        mmsc.url,
+        optout={
+            "confirmation_text": "You are unsubscribed.",
+            "start_confirmation_text": "Welcome back.",
+        },
+    )
+    async with running(config) as gw, aiohttp.ClientSession() as s:
+        status, _, _ = await post_mm7(s, gw, text_mms("STOP", sender=USER.lstrip("+")))
+        assert status == 200
+        await _wait_submits(mmsc, 1)
+        reply = mmsc.submits[0]
+        # Back to the number (normalised to E.164), from the short code the STOP went to,
+        # even though that pair is now suppressed.
+        assert [a.value for a in reply.recipients.all()] == [USER]
+        assert reply.sender_identification is not None
+        assert reply.sender_identification.sender_address is not None
+        assert reply.sender_identification.sender_address.value == SHORT_CODE
+        texts = [
+            a.data.decode() for a in reply.attachments if a.content_type.startswith("text/plain")
+        ]
+        assert texts == ["You are unsubscribed."]
+        status, body = await send_message(s, gw, USER)
+        assert status == 403, body
+        # A repeated DeliverReq (same transaction, same content) is not confirmed twice.
+        status, _, _ = await post_mm7(s, gw, text_mms("STOP", sender=USER.lstrip("+")))
+        assert status == 200
+        status, _, _ = await post_mm7(s, gw, text_mms("start", tid="t2"))
+        assert status == 200
+        await _wait_submits(mmsc, 2)
+        texts = [
+            a.data.decode()
+            for a in mmsc.submits[1].attachments
+            if a.content_type.startswith("text/plain")
+        ]
+        assert texts == ["Welcome back."]
+        assert len(mmsc.submits) == 2
+
+
+async def test_no_confirmation_unless_configured(tmp_path, mmsc):
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        status, _, _ = await post_mm7(s, gw, text_mms("STOP"))
+        assert status == 200
+        status, _ = await send_message(s, gw, "+821077778888")
+        assert status == 202
+        await _wait_submits(mmsc, 1)
+        assert [a.value for a in mmsc.submits[0].recipients.all()] == ["+821077778888"]
