@@ -14,7 +14,6 @@ from gateway.app import Gateway
 from gateway.config import GatewayConfig
 from gateway.config_loader import load_config
 from gateway.errors import ConfigError, GatewayError
-from gateway.event_loop import run as run_loop
 from gateway.log_setup import configure_logging
 
 log = structlog.get_logger("gateway.daemon")
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         mask_numbers=config.logging.mask_numbers,
     )
     try:
-        run_loop(serve(config))
+        asyncio.run(serve(config))
     except GatewayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

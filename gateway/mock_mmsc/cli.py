@@ -16,7 +16,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.event_loop import run as run_loop
 from gateway.mock_mmsc.app import create_app
 from gateway.mock_mmsc.config import KEYS, MockConfigError, MockSettings, apply, load_toml
 
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: config error: {exc}\n")
         return 2
     try:
-        run_loop(serve(settings))
+        asyncio.run(serve(settings))
     except OSError as exc:
         sys.stderr.write(
             f"{PROG}: cannot listen on {settings.listen_host}:{settings.listen_port}: "
