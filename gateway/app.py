@@ -28,6 +28,7 @@ from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
 from gateway.dispatcher import MediaCache, RecentMessages, RouteSettings, RouteWorker
+from gateway.errors import CancelRefused, MmscUnavailable
 from gateway.media_fetch import FetchPolicy
 from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
@@ -246,21 +247,47 @@ class Gateway:
 
     async def cancel(self, record: MessageRecord) -> MessageRecord:
         """DELETE /v1/messages/{id}: dequeue what is unsent, CancelReq what was submitted."""
-        submitted, _ = await self.store.cancel_message(record.id, self.clock())
-        for batch_id, route, mm7_message_id in submitted:
+        plan = await self.store.cancel_message(record.id, self.clock())
+        refused: list[str] = []
+        unreachable = 0
+        for batch_id, route, mm7_message_id in plan.submitted:
             worker = self.workers.get(route)
             if worker is None:
                 continue
             response = await worker.cancel_submitted(
                 mm7_message_id, f"{record.id}-cancel-{batch_id}"
             )
-            if response is not None and response.status_code // 1000 == 1:
+            if response is None:
+                unreachable += 1  # stays flagged: retried when the route's worker starts
+            elif response.status_code // 1000 == 1:
                 await self.store.mark_batch_canceled(batch_id, self.clock())
-        updated = await self.store.get_message(record.id)
+            else:
+                await self.store.clear_cancel_request(batch_id, self.clock())
+                refused.append(f"{response.status_code} {response.status_text or ''}".strip())
+        log.info(
+            "cancel requested",
+            message_id=record.id,
+            canceled_at_mmsc=len(plan.submitted) - len(refused) - unreachable,
+            refused=len(refused),
+            unreachable=unreachable,
+            in_flight=plan.in_flight,
+        )
         depths = await self.store.queue_depths()
         self.queue.depth = dict(depths)
         self._refresh_queue_gauge()
+        if refused:
+            raise CancelRefused(f"the MMSC refused to cancel: {'; '.join(refused)}")
+        if unreachable:
+            raise MmscUnavailable(
+                "the MMSC did not answer the CancelReq; the cancel stays requested and is "
+                "sent again when the route's worker next starts"
+            )
+        updated = await self.store.get_message(record.id)
         return updated or record
+
+    async def _resume_cancels(self) -> None:
+        for worker in self.workers.values():
+            await worker.resume_cancels()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -277,6 +304,10 @@ class Gateway:
         await self.callbacks.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
+        # Cancels asked for while a submission was in flight, not done before a stop.
+        self._resume_task: asyncio.Task[None] | None = asyncio.create_task(
+            self._resume_cancels(), name="resume-cancels"
+        )
         listen = self.config.listen
         self.listeners.api = await self._serve(self.api_app, listen.api)
         self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
@@ -308,6 +339,10 @@ class Gateway:
 
     async def stop(self) -> None:
         grace = self.config.gateway.shutdown_grace_seconds
+        resume = getattr(self, "_resume_task", None)
+        if resume is not None and not resume.done():
+            resume.cancel()
+            await asyncio.gather(resume, return_exceptions=True)
         # Stop intake first, so nothing new is accepted while we drain.
         for runner in self.listeners.runners[:1]:
             await runner.cleanup()

@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from gateway.errors import GatewayError
 from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
 from gateway.mmsc_client import MmscClient, SendResult
@@ -34,6 +35,7 @@ from protocol import (
     Attachment,
     CancelReq,
     ErrorRsp,
+    ProtocolError,
     Recipients,
     Response,
     SenderIdentification,
@@ -130,12 +132,13 @@ class RecentMessages:
     """The records of messages just accepted, so a worker need not read them back.
 
     Under load the dispatcher sends a message moments after the API committed it; handing
-    the committed record over saves a store round trip a message. Bounded (LRU): when the
+    the committed record over saves a store round trip a message. Small and bounded (LRU):
+    it must not hold a growing queue in memory (the queue lives in the store), so when the
     queue is long the dispatcher reads older messages from the store as before. Only
     fields fixed at creation (content, sender, options, validity) are used from it.
     """
 
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[str, MessageRecord] = OrderedDict()
 
@@ -272,17 +275,26 @@ class RouteWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
 
-    async def _throttle(self, message: MessageRecord) -> None:
-        """Wait for the route's token (and the sender's): the last step before sending, so
-        the MMSC sees the configured rate, not our processing jitter."""
+    def _sender_wait(self, message: MessageRecord) -> float:
+        """Seconds until this message's sender may send again (per-sender rate); takes the
+        sender's token when it is free now."""
+        if not self.route.per_sender_tps:
+            return 0.0
+        sender = message.sender or self.route.sender or ""
+        bucket = self.sender_buckets.get(sender)
+        if bucket is None:
+            bucket = self.sender_buckets[sender] = TokenBucket(self.route.per_sender_tps, 1.0)
+        now = time.monotonic()
+        wait = bucket.peek(now)
+        if wait <= 0:
+            bucket.reserve(now)
+        return wait
+
+    async def _throttle(self) -> None:
+        """Wait for the route's token: the last step before sending, so the MMSC sees the
+        configured rate, not our processing jitter."""
         self._recover()
         delay = self.bucket.reserve(time.monotonic())
-        if self.route.per_sender_tps:
-            sender = message.sender or self.route.sender or ""
-            bucket = self.sender_buckets.setdefault(
-                sender, TokenBucket(self.route.per_sender_tps, 1.0)
-            )
-            delay = max(delay, bucket.reserve(time.monotonic()))
         self._throttle_wait.observe(delay)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -296,16 +308,33 @@ class RouteWorker:
 
     # -- one submission ----------------------------------------------------------------------------
     async def _send(self, batch: Batch) -> None:
+        settled = False  # the store has the batch's outcome: nothing to hand back at stop
         try:
             with structlog.contextvars.bound_contextvars(
                 message_id=batch.message_id,
                 mmsc=self.route.name,
                 transaction_id=batch.transaction_id,
             ):
-                await self._attempt(batch)
+                try:
+                    await self._attempt(batch)
+                    settled = True
+                except (GatewayError, OSError, ProtocolError, ValueError) as exc:
+                    # A bug or a store failure must not strand the batch in flight until the
+                    # next restart: queue it again after a back-off.
+                    log.exception("submission attempt failed", error=str(exc))
+                    now = self.clock()
+                    with contextlib.suppress(GatewayError, OSError):
+                        await self.store.mark_retry(
+                            batch.id,
+                            now + self.route.retry.initial_backoff,
+                            f"internal error: {exc}",
+                            now,
+                        )
+                        settled = True
         finally:
             self.in_flight.pop(batch.id, None)
-            self.claimed.discard(batch.id)
+            if settled:
+                self.claimed.discard(batch.id)
             self._in_flight_gauge.set(len(self.in_flight))
             self.window.release()
             # A retry may now be due sooner than the loop's current idle wait.
@@ -323,10 +352,18 @@ class RouteWorker:
             log.error("batch without message", batch_id=batch.id)
             await self.store.mark_failed(batch.id, "failed", "message record missing", now)
             return
+        sender_wait = self._sender_wait(message)
+        if sender_wait > 0:
+            # A long code at its own limit: give the slot back to other senders' messages
+            # rather than sleep on it, and come back when this sender may send again.
+            await self.store.mark_retry(
+                batch.id, now + sender_wait, "sender rate limit", now, count_attempt=False
+            )
+            return
         media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
         request = build_submit(self.route, message, batch, media)
         content_type, body = self.client.encode(request)
-        await self._throttle(message)
+        await self._throttle()
         result = await self.client.post(content_type, body)
         self._submit_latency.observe(result.seconds)
         await self._record(batch, result)
@@ -344,9 +381,11 @@ class RouteWorker:
             if outcome == "ok":
                 self.consecutive_failures = 0
                 mm7_id = response.message_id if isinstance(response, SubmitRsp) else None
-                await self.store.mark_submitted(batch.id, mm7_id, now)
+                cancel_requested = await self.store.mark_submitted(batch.id, mm7_id, now)
                 log.info("submitted", mm7_message_id=mm7_id, attempt=batch.attempts)
                 self._finished(batch)
+                if cancel_requested and mm7_id:
+                    await self.cancel_after_submit(batch.id, batch.message_id, mm7_id)
                 return
             if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
                 self.consecutive_failures += 0 if outcome == "fail" else 1
@@ -376,7 +415,9 @@ class RouteWorker:
             "status" if result.kind == "response" else "http",
         )
         self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
-        await self.store.mark_retry(batch.id, decision.at, reason, now)
+        await self.store.mark_retry(
+            batch.id, decision.at, reason, now, count_attempt=outcome != "retry_slow_down"
+        )
         log.info(
             "retry scheduled",
             reason=reason,
@@ -394,6 +435,28 @@ class RouteWorker:
             self.on_finished(self.route.name, 1)
 
     # -- cancel ------------------------------------------------------------------------------------
+    async def cancel_after_submit(self, batch_id: int, message_id: str, mm7_id: str) -> bool:
+        """CancelReq for a batch whose cancel was asked for while it was in flight."""
+        response = await self.cancel_submitted(mm7_id, f"{message_id}-cancel-{batch_id}")
+        if response is not None and response.status_code // 1000 == 1:
+            await self.store.mark_batch_canceled(batch_id, self.clock())
+            log.info("canceled after submission", mm7_message_id=mm7_id)
+            return True
+        if response is not None:  # a definitive refusal (e.g. already delivered): stop asking
+            await self.store.clear_cancel_request(batch_id, self.clock())
+        log.warning(
+            "cancel after submission not done",
+            mm7_message_id=mm7_id,
+            status=None if response is None else response.status_code,
+        )
+        return False
+
+    async def resume_cancels(self) -> None:
+        """At start: cancels that were requested in flight and not done before a stop."""
+        for batch_id, message_id, mm7_id in await self.store.pending_cancels(self.route.name):
+            with contextlib.suppress(GatewayError, OSError):
+                await self.cancel_after_submit(batch_id, message_id, mm7_id)
+
     async def cancel_submitted(self, mm7_message_id: str, transaction_id: str) -> Response | None:
         request = CancelReq(
             transaction_id=transaction_id,
@@ -412,6 +475,8 @@ class RouteWorker:
         self.stopping = True
         self.wake_event.set()
         self.window.release()  # unblock a loop waiting for a slot; we no longer claim
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace  # one budget for the loop and the in-flight work
         if run_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(run_task), grace)
@@ -420,7 +485,7 @@ class RouteWorker:
                 await asyncio.gather(run_task, return_exceptions=True)
         tasks = list(self.in_flight.values())
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
             for task in pending:
                 task.cancel()
             if pending:

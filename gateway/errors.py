@@ -159,6 +159,20 @@ class IdempotencyConflict(_LeafApiError):  # noqa: N818 - name fixed by the brie
     default_status = 409
 
 
+class CancelRefused(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
+    """The MMSC refused (409) or did not answer (502) the CancelReq of a DELETE."""
+
+    default_code = "cancel_refused"
+    default_status = 409
+
+
+class MmscUnavailable(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
+    """The MMSC did not answer a request made on the client's behalf (502)."""
+
+    default_code = "mmsc_unavailable"
+    default_status = 502
+
+
 class PayloadTooLarge(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """The body, a media part or the resulting MM7 message is over a size limit (413)."""
 

@@ -20,6 +20,13 @@ class TokenBucket:
     updated: float | None = field(default=None, init=False)
     #: Multiplier applied by slow-down signals (4006-style), restored gradually.
     factor: float = field(default=1.0, init=False)
+    #: An unlimited bucket has no rate to slow down from: it counts the tokens it hands
+    #: out per second, and a slow-down limits it to ``factor`` x that observed rate until
+    #: it has fully recovered.
+    observed: float = field(default=0.0, init=False)
+    _second: int = field(default=0, init=False)
+    _granted: int = field(default=0, init=False)
+    _ceiling: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
         self.burst = max(1.0, self.burst)
@@ -27,11 +34,20 @@ class TokenBucket:
 
     @property
     def unlimited(self) -> bool:
-        return self.rate <= 0
+        return self.rate <= 0 and self._ceiling <= 0
 
     @property
     def effective_rate(self) -> float:
-        return self.rate * self.factor
+        return (self.rate if self.rate > 0 else self._ceiling) * self.factor
+
+    def _observe(self, now: float) -> None:
+        second = int(now)
+        if second != self._second:
+            # The last whole second's count; after an idle gap, the rate before it.
+            if second == self._second + 1:
+                self.observed = float(self._granted)
+            self._second, self._granted = second, 0
+        self._granted += 1
 
     def _refill(self, now: float) -> None:
         if self.updated is None:
@@ -44,6 +60,7 @@ class TokenBucket:
     def reserve(self, now: float) -> float:
         """Take one token; return the seconds to wait before using it (0 = go now)."""
         if self.unlimited:
+            self._observe(now)
             return 0.0
         self._refill(now)
         self.tokens -= 1.0
@@ -51,8 +68,24 @@ class TokenBucket:
             return 0.0
         return -self.tokens / self.effective_rate
 
+    def peek(self, now: float) -> float:
+        """Seconds until a token is free, without taking one (0 = one is free now)."""
+        if self.unlimited:
+            return 0.0
+        self._refill(now)
+        if self.tokens >= 1.0:
+            return 0.0
+        return (1.0 - self.tokens) / self.effective_rate
+
     def slow_down(self, factor: float, floor: float = 0.05) -> None:
+        if self.rate <= 0 and self._ceiling <= 0:
+            # From unlimited to what we were sending at (at least one a second).
+            self._ceiling = max(1.0, self.observed, float(self._granted))
+            self.tokens = 1.0
+            self.updated = None
         self.factor = max(floor, self.factor * factor)
 
     def recover(self, step: float) -> None:
         self.factor = min(1.0, self.factor + step)
+        if self.factor >= 1.0 and self.rate <= 0:
+            self._ceiling = 0.0  # fully recovered: unlimited again

@@ -166,6 +166,15 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        3,
+        "cancel requested while a submission is in flight",
+        (
+            # A DELETE that finds a batch in flight cannot dequeue it; the worker that
+            # records the SubmitRsp sends the CancelReq instead (durable across a crash).
+            "ALTER TABLE batches ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

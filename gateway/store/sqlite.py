@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -62,6 +63,20 @@ class _Op:
         self.fn = fn
         self.write = write
         self.future: Future[Any] = Future()
+
+
+@dataclass(frozen=True, slots=True)
+class CancelPlan:
+    """What a cancel found: queued batches are canceled in the store already; these remain.
+
+    ``submitted``: ``(batch_id, route, mm7_message_id)`` to CancelReq now; ``in_flight``:
+    batches whose SubmitReq is on the wire (flagged: the worker cancels each one when its
+    SubmitRsp is recorded).
+    """
+
+    found: bool
+    submitted: list[tuple[int, str, str]] = field(default_factory=list)
+    in_flight: int = 0
 
 
 class SqliteStore:
@@ -242,23 +257,51 @@ class SqliteStore:
 
         return await self.write(op)
 
-    async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> None:
-        await self.write(
-            lambda conn: _finish_batch(
-                conn, batch_id, "submitted", "submitted", None, now, mm7_message_id
-            )
-        )
+    async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> bool:
+        """Record a successful SubmitRsp; True when a cancel was requested meanwhile."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            _finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
+            row = conn.execute(
+                "SELECT cancel_requested FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            return bool(row and row[0])
+
+        return await self.write(op)
+
+    async def pending_cancels(self, route: str) -> list[tuple[int, str, str]]:
+        """Submitted batches of ``route`` whose cancel was requested but not yet done.
+
+        ``(batch_id, message_id, mm7_message_id)``: left by a cancel of an in-flight batch
+        whose CancelReq had not succeeded when the gateway stopped.
+        """
+
+        def op(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+            rows = conn.execute(
+                "SELECT id, message_id, mm7_message_id FROM batches WHERE route = ? "
+                "AND state = 'submitted' AND cancel_requested = 1 AND mm7_message_id IS NOT NULL",
+                (route,),
+            ).fetchall()
+            return [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+        return await self.read(op)
 
     async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None:
         """Give up on a batch: ``state`` is failed, rejected or expired."""
         await self.write(lambda conn: _finish_batch(conn, batch_id, state, state, error, now, None))
 
-    async def mark_retry(self, batch_id: int, next_at: float, error: str, now: float) -> None:
+    async def mark_retry(
+        self, batch_id: int, next_at: float, error: str, now: float, *, count_attempt: bool = True
+    ) -> None:
+        """Queue a batch again; ``count_attempt=False`` (a slow-down answer) gives back the
+        attempt its claim took, so flow control never uses up ``max_attempts``."""
+        refund = 0 if count_attempt else 1
+
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE batches SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-                "updated_at = ? WHERE id = ? AND state = 'in_flight'",
-                (next_at, error, now, batch_id),
+                "attempts = attempts - ?, updated_at = ? WHERE id = ? AND state = 'in_flight'",
+                (next_at, error, refund, now, batch_id),
             )
             conn.execute(
                 "UPDATE messages SET last_error = ?, updated_at = ? WHERE id = "
@@ -280,14 +323,18 @@ class SqliteStore:
 
         await self.write(op)
 
-    async def cancel_message(
-        self, message_id: str, now: float
-    ) -> tuple[list[tuple[int, str, str]], bool]:
-        """Cancel what has not been sent; return (submitted batches to cancel at the MMSC, found).
-
-        Each submitted batch is ``(batch_id, route, mm7_message_id)``.
-        """
+    async def cancel_message(self, message_id: str, now: float) -> CancelPlan:
+        """Cancel what has not been sent; flag the rest for a CancelReq (see CancelPlan)."""
         return await self.write(lambda conn: _cancel_message(conn, message_id, now))
+
+    async def clear_cancel_request(self, batch_id: int, now: float) -> None:
+        """The MMSC refused the CancelReq (e.g. already delivered): stop asking."""
+        await self.write(
+            lambda conn: conn.execute(
+                "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ?",
+                (now, batch_id),
+            )
+        )
 
     async def mark_batch_canceled(self, batch_id: int, now: float) -> None:
         await self.write(
@@ -552,11 +599,9 @@ def _finish_batch(
     batch_status_changed(conn, row[0], batch_id, recipient_state, now)
 
 
-def _cancel_message(
-    conn: sqlite3.Connection, message_id: str, now: float
-) -> tuple[list[tuple[int, str, str]], bool]:
+def _cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> CancelPlan:
     if conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is None:
-        return [], False
+        return CancelPlan(found=False)
     queued = [
         r[0]
         for r in conn.execute(
@@ -565,6 +610,13 @@ def _cancel_message(
     ]
     for batch_id in queued:
         _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)
+    # In flight: the SubmitReq is on the wire and cannot be taken back; flag the batch so
+    # the worker cancels it at the MMSC as soon as its SubmitRsp is recorded.
+    conn.execute(
+        "UPDATE batches SET cancel_requested = 1, updated_at = ? "
+        "WHERE message_id = ? AND state IN ('in_flight', 'submitted')",
+        (now, message_id),
+    )
     submitted = [
         (int(r[0]), str(r[1]), str(r[2]))
         for r in conn.execute(
@@ -573,4 +625,7 @@ def _cancel_message(
             (message_id,),
         )
     ]
-    return submitted, True
+    in_flight = conn.execute(
+        "SELECT COUNT(*) FROM batches WHERE message_id = ? AND state = 'in_flight'", (message_id,)
+    ).fetchone()[0]
+    return CancelPlan(found=True, submitted=submitted, in_flight=int(in_flight))

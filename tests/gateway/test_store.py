@@ -157,11 +157,37 @@ async def test_cancel(store):
     await store.create_message(new_message("m1", ["+12025550101", "+12025550102"], batch=1))
     (b1,) = await store.claim_due("r1", 200.0, 1)
     await store.mark_submitted(b1.id, "MMSC-1", 201.0)
-    submitted, found = await store.cancel_message("m1", 202.0)
-    assert found and submitted == [(b1.id, "r1", "MMSC-1")]
+    plan = await store.cancel_message("m1", 202.0)
+    assert plan.found and plan.submitted == [(b1.id, "r1", "MMSC-1")] and plan.in_flight == 0
     record = await store.get_message("m1")
     assert [r.status for r in record.recipients] == ["submitted", "canceled"]
-    assert await store.cancel_message("nope", 1.0) == ([], False)
+    assert not (await store.cancel_message("nope", 1.0)).found
+    # The submitted batch stays flagged until the CancelReq is done or refused.
+    assert await store.pending_cancels("r1") == [(b1.id, "m1", "MMSC-1")]
+    await store.clear_cancel_request(b1.id, 203.0)
+    assert await store.pending_cancels("r1") == []
+
+
+async def test_cancel_in_flight_is_flagged_for_the_worker(store):
+    await store.create_message(new_message("m1", ["+12025550101"], batch=1))
+    (b1,) = await store.claim_due("r1", 200.0, 1)
+    plan = await store.cancel_message("m1", 201.0)
+    assert plan.found and plan.submitted == [] and plan.in_flight == 1
+    # The SubmitRsp arrives after the DELETE: mark_submitted says a cancel is due.
+    assert await store.mark_submitted(b1.id, "MMSC-1", 202.0) is True
+    assert await store.pending_cancels("r1") == [(b1.id, "m1", "MMSC-1")]
+
+
+async def test_slow_down_retry_gives_the_attempt_back(store):
+    await store.create_message(new_message("m1", ["+12025550101"], batch=1))
+    for _ in range(3):
+        (b1,) = await store.claim_due("r1", 1e9, 1)
+        assert b1.attempts == 1
+        await store.mark_retry(b1.id, 0.0, "status 4006", 1.0, count_attempt=False)
+    (b1,) = await store.claim_due("r1", 1e9, 1)
+    await store.mark_retry(b1.id, 0.0, "status 3000", 1.0)
+    (b1,) = await store.claim_due("r1", 1e9, 1)
+    assert b1.attempts == 2
 
 
 def test_aggregate_status():

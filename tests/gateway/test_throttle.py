@@ -50,3 +50,40 @@ def test_slow_down_and_recover():
     assert abs(bucket.reserve(0.0) - 0.2) < 1e-9
     bucket.recover(1.0)
     assert bucket.factor == 1.0
+
+
+def test_slow_down_limits_an_unlimited_bucket_to_its_observed_rate():
+    bucket = TokenBucket(rate=0, burst=1)
+    # 50 a second for two seconds, unthrottled.
+    for i in range(100):
+        assert bucket.reserve(i / 50) == 0.0
+    bucket.slow_down(0.5)
+    assert not bucket.unlimited
+    assert bucket.effective_rate == 25.0
+    times = simulate_from(bucket, 2.0, 51)
+    # The first token is free, then one every 1/25 s.
+    assert abs(times[-1] - (2.0 + 50 / 25)) < 1e-9
+    bucket.recover(0.25)
+    assert not bucket.unlimited
+    bucket.recover(0.25)
+    assert bucket.unlimited and bucket.reserve(10.0) == 0.0
+
+
+def test_slow_down_of_an_idle_unlimited_bucket_is_at_least_one_a_second():
+    bucket = TokenBucket(rate=0, burst=1)
+    bucket.slow_down(0.5)
+    assert bucket.effective_rate == 0.5
+
+
+def test_peek_does_not_take_a_token():
+    bucket = TokenBucket(rate=2.0, burst=1.0)
+    assert bucket.peek(0.0) == 0.0
+    assert bucket.peek(0.0) == 0.0
+    assert bucket.reserve(0.0) == 0.0
+    assert abs(bucket.peek(0.0) - 0.5) < 1e-9
+    assert abs(bucket.peek(0.25) - 0.25) < 1e-9
+    assert bucket.peek(0.5) == 0.0
+
+
+def simulate_from(bucket: TokenBucket, start: float, requests: int) -> list[float]:
+    return [start + bucket.reserve(start) for _ in range(requests)]
