@@ -29,11 +29,11 @@ from protocol.addresses import (
     strip_plmn_suffix,
 )
 from protocol.errors import (
+    BodyTooLarge,
     InvalidValue,
     MalformedMIME,
     MissingElement,
     NotSOAP,
-    TooLarge,
     UnknownMessageType,
 )
 from protocol.layouts import LAYOUTS
@@ -67,6 +67,7 @@ from protocol.xmlparse import (
 
 _ADDRESS_KINDS: Final = {kind.value: kind for kind in AddressKind}
 _ADDRESS_KINDS_CI: Final = {kind.value.lower(): kind for kind in AddressKind}
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 _TYPES_CI: Final = {name.lower(): cls for name, cls in MESSAGE_TYPES.items()}
 #: Element names peers use in place of the schema's (besides case differences).
 _ELEMENT_ALIASES: Final = {
@@ -80,9 +81,8 @@ def decode_message(
     body: bytes, content_type: str | None = None, *, limits: Limits = DEFAULT_LIMITS
 ) -> Message:
     if len(body) > limits.max_body_bytes:
-        raise TooLarge(
+        raise BodyTooLarge(
             f"body is {len(body)} bytes, more than the {limits.max_body_bytes} allowed",
-            limit="max_body_bytes",
             value=len(body),
             maximum=limits.max_body_bytes,
         )
@@ -100,13 +100,13 @@ def _split_soap(
     body: bytes, content_type: str | None, limits: Limits, leniencies: list[str]
 ) -> tuple[bytes, tuple[Attachment, ...]]:
     media, params = mime.parse_content_type(content_type)
-    head = body.lstrip()[:2]
+    is_xml = _starts_as_xml(body)
     if not media:
         leniencies.append("no_content_type")
     if media.startswith("multipart/"):
         boundary = params.get("boundary")
         if boundary is None:
-            if head.startswith(b"<"):
+            if is_xml:
                 leniencies.append("multipart_without_boundary")
                 return body, ()
             boundary = mime.sniff_boundary(body)
@@ -114,7 +114,7 @@ def _split_soap(
                 raise MalformedMIME("multipart Content-Type without boundary, and none in the body")
             leniencies.append("boundary_sniffed")
         return _from_multipart(body, boundary, params, limits, leniencies)
-    if head.startswith(b"<") or (head[:1] == b"\xef" and not media):
+    if is_xml:
         if media and media not in ("text/xml", "application/soap+xml", "application/xml"):
             leniencies.append("unexpected_content_type")
         return body, ()
@@ -125,6 +125,15 @@ def _split_soap(
         leniencies.append("boundary_sniffed")
         return _from_multipart(body, boundary, params, limits, leniencies)
     raise MalformedMIME("body is neither XML nor a MIME multipart")
+
+
+def _starts_as_xml(data: bytes) -> bool:
+    """True if ``data`` opens with ``<``, after whitespace and an optional UTF-8 BOM.
+
+    Windows-built peers put a BOM before the XML declaration; ``parse_xml`` strips it
+    (and reports ``utf8_bom``), so framing must not mistake such a body for non-XML.
+    """
+    return data.lstrip().removeprefix(_UTF8_BOM).startswith(b"<")
 
 
 def _from_multipart(
@@ -150,7 +159,7 @@ def _from_multipart(
         else:
             leniencies.append("start_not_found")
     soap = parts[root_index]
-    if not soap.body.lstrip().startswith(b"<"):
+    if not _starts_as_xml(soap.body):
         raise MalformedMIME("the SOAP part of the multipart body is not XML")
     others = [p for i, p in enumerate(parts) if i != root_index]
     return soap.body, tuple(_attachment(p, leniencies) for p in others)

@@ -10,6 +10,8 @@ Every error carries the MM7 status code the I/O layer should answer with, like h
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ProtocolError(Exception):
     """Root of every error raised by ``protocol``."""
@@ -70,15 +72,58 @@ class InvalidValue(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
 
 
 class TooLarge(DecodeError):  # noqa: N818 - public names (DESIGN.md §9)
-    """The input exceeds a configured limit (body size, MIME parts, nesting, XML depth)."""
+    """The input exceeds a configured limit (body size, MIME parts, nesting, XML depth).
+
+    Each limit raises its own subclass (``BodyTooLarge``, ``TooManyParts``, …), so a
+    caller can tell them apart by type; ``except TooLarge`` still catches them all.
+    ``limit`` names the ``Limits`` field that was exceeded.
+    """
 
     status_code = 2007
+    #: The ``Limits`` field a subclass stands for (its default ``limit``).
+    LIMIT: ClassVar[str] = ""
 
-    def __init__(self, message: str, *, limit: str, value: int, maximum: int) -> None:
+    def __init__(self, message: str, *, value: int, maximum: int, limit: str | None = None) -> None:
         super().__init__(message)
-        self.limit = limit
+        self.limit = limit or self.LIMIT
         self.value = value
         self.maximum = maximum
+
+
+class BodyTooLarge(TooLarge):
+    """The whole body is longer than ``Limits.max_body_bytes``."""
+
+    LIMIT = "max_body_bytes"
+
+
+class XmlTooLarge(TooLarge):
+    """The SOAP part is longer than ``Limits.max_xml_bytes``."""
+
+    LIMIT = "max_xml_bytes"
+
+
+class XmlTooDeep(TooLarge):
+    """XML elements nest deeper than ``Limits.max_xml_depth``."""
+
+    LIMIT = "max_xml_depth"
+
+
+class MimeTooDeep(TooLarge):
+    """Multiparts nest deeper than ``Limits.max_mime_depth``."""
+
+    LIMIT = "max_mime_depth"
+
+
+class TooManyParts(TooLarge):
+    """A multipart holds more parts than ``Limits.max_mime_parts``."""
+
+    LIMIT = "max_mime_parts"
+
+
+class HeadersTooLarge(TooLarge):
+    """A MIME part's header block is longer than ``Limits.max_header_bytes``."""
+
+    LIMIT = "max_header_bytes"
 
 
 class EncodeError(ProtocolError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Upper bounds for one ``decode`` call; exceeding any raises ``TooLarge``.
+    """Upper bounds for one ``decode`` call; exceeding one raises its ``TooLarge`` subclass.
 
     Defaults suit carrier traffic: the largest MMS carriers accept is a few MB, and no
     legitimate MM7 message nests MIME more than a few levels or XML more than ~20.

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from protocol.errors import MalformedMIME, TooLarge
+from protocol.errors import HeadersTooLarge, MalformedMIME, MimeTooDeep, TooManyParts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -138,12 +138,12 @@ def split_multipart(
 
     Raises:
         MalformedMIME: no delimiter line for ``boundary`` occurs in the body.
-        TooLarge: more parts, or deeper nesting, than ``limits`` allow.
+        TooManyParts: more parts than ``limits.max_mime_parts``.
+        MimeTooDeep: nesting deeper than ``limits.max_mime_depth``.
     """
     if depth > limits.max_mime_depth:
-        raise TooLarge(
+        raise MimeTooDeep(
             f"MIME multipart nested deeper than {limits.max_mime_depth} levels",
-            limit="max_mime_depth",
             value=depth,
             maximum=limits.max_mime_depth,
         )
@@ -163,9 +163,8 @@ def split_multipart(
             leniencies.append("delimiter_padding")
         delimiters.append(delimiter)
         if len(delimiters) > limits.max_mime_parts:
-            raise TooLarge(
+            raise TooManyParts(
                 f"more than {limits.max_mime_parts} MIME parts",
-                limit="max_mime_parts",
                 value=len(delimiters),
                 maximum=limits.max_mime_parts,
             )
@@ -275,9 +274,8 @@ def _split_odd_headers(
             return headers, min(next_pos, end)
         size += len(line)
         if size > limits.max_header_bytes:
-            raise TooLarge(
+            raise HeadersTooLarge(
                 f"MIME part headers longer than {limits.max_header_bytes} bytes",
-                limit="max_header_bytes",
                 value=size,
                 maximum=limits.max_header_bytes,
             )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from lxml import etree
 
-from protocol.errors import MalformedXML, TooLarge
+from protocol.errors import MalformedXML, XmlTooDeep, XmlTooLarge
 
 if TYPE_CHECKING:
     from protocol.limits import Limits
@@ -74,13 +74,13 @@ def parse_xml(data: bytes, limits: Limits, leniencies: list[str]) -> etree._Elem
     """Parse an untrusted XML document and return its root element.
 
     Raises:
-        TooLarge: the document exceeds ``limits.max_xml_bytes`` or ``max_xml_depth``.
+        XmlTooLarge: the document is longer than ``limits.max_xml_bytes``.
+        XmlTooDeep: its elements nest deeper than ``limits.max_xml_depth``.
         MalformedXML: not well-formed, or it carries a DTD/entity declaration.
     """
     if len(data) > limits.max_xml_bytes:
-        raise TooLarge(
+        raise XmlTooLarge(
             f"SOAP part is {len(data)} bytes, more than the {limits.max_xml_bytes} allowed",
-            limit="max_xml_bytes",
             value=len(data),
             maximum=limits.max_xml_bytes,
         )
@@ -88,6 +88,9 @@ def parse_xml(data: bytes, limits: Limits, leniencies: list[str]) -> etree._Elem
         raise MalformedXML("XML document type or entity declarations are not allowed in MM7")
     stripped = data if data[:1] == b"<" else data.lstrip()
     if stripped.startswith(b"\xef\xbb\xbf"):
+        # A UTF-8 byte order mark (Windows toolkits): XML allows it only as the very first
+        # bytes, and peers put whitespace or MIME padding before it, so drop it and say so.
+        leniencies.append("utf8_bom")
         stripped = stripped[3:]
     if not stripped.startswith(b"<"):
         raise MalformedXML("SOAP part does not start with an XML element")
@@ -158,9 +161,8 @@ def _reparse_with_charset_fallback(
 
 def _check_depth(root: etree._Element, max_depth: int) -> None:
     if _deeper_than(max_depth)(root):
-        raise TooLarge(
+        raise XmlTooDeep(
             f"XML nesting deeper than {max_depth} levels",
-            limit="max_xml_depth",
             value=max_depth + 1,
             maximum=max_depth,
         )

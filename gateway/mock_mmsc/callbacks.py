@@ -5,7 +5,8 @@ a success (1xxx). Anything else (connection refused, timeout, HTTP error, a Faul
 error status) is retried with exponential back-off, ``callback_backoff`` doubling up to
 ``callback_max_backoff``, for at most ``callback_attempts`` attempts, as a carrier MMSC
 does. Delivery reports are scheduled as background tasks that the app cancels on
-shutdown; admin pushes are sent once and their answer returned to the caller.
+shutdown, the reports of one submission concurrently, each with its own back-off;
+admin pushes are sent once and their answer returned to the caller.
 """
 
 from __future__ import annotations
@@ -163,7 +164,12 @@ class CallbackClient:
         **details: object,
     ) -> None:
         """After ``delay`` seconds, push each message (with retries) unless ``wanted()``
-        has turned false (the submission was cancelled meanwhile)."""
+        has turned false (the submission was cancelled meanwhile).
+
+        The messages are pushed concurrently, each with its own back-off: one report
+        per recipient, and recipient N must not wait behind recipient N-1's retries
+        while the VASP is down.
+        """
         self.pending += len(messages)
         self.metrics.pending_callbacks.inc(len(messages))
         task = asyncio.get_running_loop().create_task(
@@ -181,17 +187,31 @@ class CallbackClient:
         details: dict[str, object],
     ) -> None:
         remaining = len(messages)
-        try:
-            await asyncio.sleep(delay)
-            for message in messages:
+
+        async def push(message: Message) -> None:
+            nonlocal remaining
+            try:
                 if wanted():
                     await self.send(message, version, **details)
+            finally:
                 remaining -= 1
                 self.pending -= 1
                 self.metrics.pending_callbacks.dec()
+
+        try:
+            await asyncio.sleep(delay)
+            # return_exceptions: a push that fails must not leave its siblings running
+            # past this ``finally`` (they would be counted off twice); re-raised below.
+            results = await asyncio.gather(
+                *(push(message) for message in messages), return_exceptions=True
+            )
         finally:
+            # Pushes cancelled before they started never ran their own ``finally``.
             self.pending -= remaining
             self.metrics.pending_callbacks.dec(remaining)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def cancel_all(self) -> None:
         tasks = list(self._tasks)

@@ -257,7 +257,7 @@ KEYS: Final[dict[str, Key]] = {
     "http_error_rate": Key(_probability, "probability of a bare HTTP 500", "P", runtime=True),
     "drop_rate": Key(_probability, "probability of closing without an answer", "P", runtime=True),
     "record": Key(_path, "write every raw request/response to this directory", "DIR"),
-    "seed": Key(_integer, "seed for reproducible fault and outcome draws", "N"),
+    "seed": Key(_integer, "seed for reproducible fault and outcome draws and ids", "N"),
     "max_message_bytes": Key(
         _integer, "larger requests get status 2004 (0: no limit)", "BYTES", runtime=True
     ),

@@ -1,7 +1,8 @@
 """``POST /mm7``: the VASP-facing MM7 endpoint of the mock MMSC.
 
 Order of work for each request: read the body, check HTTP Basic credentials (401), decode
-(a ``DecodeError`` is answered with a Fault carrying its ``status_code``), walk the
+(a ``DecodeError`` is answered with a Fault carrying its ``status_code``), validate (an
+operation missing a mandatory element gets 4004, as from a real MMSC), walk the
 scenario chain, then act: accept a ``SubmitReq`` with a fresh ``MessageID`` and schedule
 its delivery reports, or cancel/replace a remembered one (2005 when unknown). Answers
 use the configured schema version, else the request's when it is a known one, else the
@@ -17,6 +18,7 @@ import dataclasses
 import hmac
 import time
 from datetime import UTC, datetime
+from typing import Final
 
 from aiohttp import web
 
@@ -39,20 +41,34 @@ from protocol import (
     Extension,
     Limits,
     Message,
+    Recipients,
     ReplaceReq,
     RSErrorRsp,
+    SenderIdentification,
     SubmitReq,
     SubmitRsp,
     TooLarge,
     decode,
     encode,
 )
-from protocol.versions import namespace_for
+from protocol.layouts import LAYOUTS
+from protocol.versions import closest_known, namespace_for
 
 #: Schema versions whose SubmitRsp has no MessageID element; we add it as an extension,
 #: as the MMSCs of that era did, or the VASP could never correlate delivery reports.
 _NO_SUBMIT_MESSAGE_ID = frozenset({"REL-5-MM7-1-0"})
 _DECODE_LIMITS = Limits()
+
+#: The element each operation cannot be acted on without. Schema-mandatory in every
+#: version, except ReplaceID, which REL-6-MM7-1-4 leaves optional although it is the
+#: only thing naming the message to replace.
+_OPERAND: Final[dict[type[Message], str]] = {
+    SubmitReq: "Recipients",
+    CancelReq: "MessageID",
+    ReplaceReq: "MessageID",
+    ExtendedCancelReq: "CancelID",
+    ExtendedReplaceReq: "ReplaceID",
+}
 
 
 async def handle_mm7(request: web.Request) -> web.StreamResponse:
@@ -107,6 +123,11 @@ async def _respond(state: MockState, request: web.Request, body: bytes) -> web.R
         return _error(state, None, code, f"message refused: {exc}", "unknown")
     except DecodeError as exc:
         return _error(state, None, exc.status_code, f"cannot decode request: {exc}", "unknown")
+    missing = missing_elements(message)
+    if missing:
+        kind = type(message).TAG
+        text = f"validation error: {kind} lacks mandatory {', '.join(missing)}"
+        return _error(state, message, 4004, text, kind)
     view = RequestView(
         type(message).TAG,
         len(body),
@@ -127,6 +148,44 @@ async def _respond(state: MockState, request: web.Request, body: bytes) -> web.R
             return web.Response(status=action.http_status, text="Internal Server Error\n")
         return _act(state, message, action)
     raise AssertionError("the scenario chain ends with Happy")  # pragma: no cover
+
+
+def missing_elements(message: Message) -> tuple[str, ...]:
+    """Mandatory elements an operation request lacks (or holds empty); () if complete.
+
+    Only the operations the mock acts on are checked (anything else gets 4003 later).
+    None of the shared SubmitReq samples that INDEX.json says a tolerant MMSC should
+    accept lacks a mandatory element, so no vendor case needs tolerating here (the one
+    accepted sample that does, a DeliverReq without Sender, is no MMSC operation).
+    """
+    cls = type(message)
+    operand = _OPERAND.get(cls)
+    if operand is None:
+        return ()
+    reported = "missing_mandatory" in message.leniencies
+    if not reported and not _is_empty(getattr(message, cls.ELEMENTS[operand][0])):
+        return ()  # the fast path: every well-formed request ends here
+    version = closest_known(message.version)
+    layout = LAYOUTS[version].get(cls.TAG) or LAYOUTS[DEFAULT_VERSION][cls.TAG]
+    required = [name for name, needed in layout if needed]
+    if operand not in required:
+        required.append(operand)
+    missing = [n for n in required if _is_empty(getattr(message, cls.ELEMENTS[n][0]))]
+    if reported and not missing:
+        # The decoder saw an element missing that leaves no trace in the fields: an
+        # absent SenderIdentification reads back as an empty one.
+        missing = [
+            n
+            for n in required
+            if getattr(message, cls.ELEMENTS[n][0], None) == SenderIdentification()
+        ] or ["elements"]
+    return tuple(missing)
+
+
+def _is_empty(value: object) -> bool:
+    if isinstance(value, Recipients):
+        return not value.all()
+    return value is None or value == ""
 
 
 def _authorized(header: str | None, username: str, password: str) -> bool:

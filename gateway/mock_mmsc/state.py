@@ -49,12 +49,15 @@ class MockState:
     submissions: collections.OrderedDict[str, Submission] = field(
         default_factory=collections.OrderedDict
     )
-    #: Distinguishes this process's message ids from an earlier run's.
-    prefix: str = field(default_factory=lambda: secrets.token_hex(3))
+    #: Distinguishes this process's message ids from an earlier run's; "" means "derive
+    #: it from the seed" (see ``id_prefix``).
+    prefix: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
         self.chain = build_chain(self.settings, self.clock)
+        if not self.prefix:
+            self.prefix = id_prefix(self.settings.seed)
 
     def reconfigure(self, values: Mapping[str, object]) -> None:
         """Apply run-time changes (``POST /admin/config``); raises ``MockConfigError``."""
@@ -77,6 +80,19 @@ class MockState:
         self.submissions[submission.message_id] = submission
         while len(self.submissions) > MAX_REMEMBERED:
             self.submissions.popitem(last=False)
+
+
+def id_prefix(seed: int | None) -> str:
+    """The prefix of every MessageID/TransactionID the mock makes up.
+
+    Random without a seed, so ids stay unique across restarts; with one, derived from it
+    so that two runs with the same seed answer the same ids. It has its own generator
+    (seeded from the seed, not drawn from the shared ``rng``) so that fault and outcome
+    draws stay what they were, and ``reset`` replays them without re-drawing the prefix.
+    """
+    if seed is None:
+        return secrets.token_hex(3)
+    return f"{random.Random(f'mock-mmsc-ids/{seed}').getrandbits(24):06x}"
 
 
 STATE = web.AppKey("mm7mock_state", MockState)

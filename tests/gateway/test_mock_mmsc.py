@@ -34,6 +34,7 @@ from protocol import (
     SubmitReq,
     SubmitRsp,
 )
+from protocol.versions import namespace_for
 
 REPO = Path(__file__).resolve().parents[2]
 MEDIA = REPO / "fixtures" / "media"
@@ -307,6 +308,77 @@ async def test_non_mmsc_operation_gets_4003(mock: MockFactory) -> None:
     assert rsp.status_code == 4003
 
 
+# -- validation: well-formed but invalid requests get 4004 ---------------------------
+
+NS6 = namespace_for("REL-6-MM7-1-4")
+SENDER_ID = "<SenderIdentification><VASPID>v</VASPID></SenderIdentification>"
+TO = "<Recipients><To><Number>+15550001</Number></To></Recipients>"
+
+
+def soap(tag: str, inner: str) -> tuple[str, bytes]:
+    return "text/xml; charset=utf-8", (
+        "<env:Envelope xmlns:env='http://schemas.xmlsoap.org/soap/envelope/'><env:Header>"
+        f"<mm7:TransactionID xmlns:mm7='{NS6}'>v-1</mm7:TransactionID></env:Header>"
+        f"<env:Body><{tag} xmlns='{NS6}'>{inner}</{tag}></env:Body></env:Envelope>"
+    ).encode()
+
+
+V = "<MM7Version>6.8.0</MM7Version>"
+
+
+@pytest.mark.parametrize(
+    ("ct_body", "missing"),
+    [
+        (("text/xml", b"<SubmitReq/>"), ["MM7Version", "Recipients"]),
+        (soap("SubmitReq", V + SENDER_ID), ["Recipients"]),
+        (soap("SubmitReq", V + SENDER_ID + "<Recipients><To/></Recipients>"), ["Recipients"]),
+        (soap("SubmitReq", SENDER_ID + TO), ["MM7Version"]),
+        # An absent SenderIdentification reads back as an empty one: named from the
+        # decoder's missing_mandatory report.
+        (soap("SubmitReq", V + TO), ["SenderIdentification"]),
+        (soap("CancelReq", V + SENDER_ID), ["MessageID"]),
+        (soap("CancelReq", V + SENDER_ID + "<MessageID> </MessageID>"), ["MessageID"]),
+        (soap("ReplaceReq", V + SENDER_ID), ["MessageID"]),
+        (soap("extendedCancelReq", V + SENDER_ID), ["CancelID"]),
+        # ReplaceID is optional in the schema, but names the message to replace.
+        (soap("extendedReplaceReq", V + "<VASPID>v</VASPID>"), ["ReplaceID"]),
+    ],
+)
+async def test_missing_mandatory_element_gets_4004(
+    mock: MockFactory, ct_body: tuple[str, bytes], missing: list[str]
+) -> None:
+    client = await mock()
+    response, rsp, _ = await post_mm7(client, ct_body)
+    assert response.status == 500
+    assert isinstance(rsp, RSErrorRsp)
+    assert rsp.status_code == 4004
+    assert rsp.status_text is not None
+    assert rsp.status_text.startswith("validation error: ")
+    assert rsp.status_text.endswith("lacks mandatory " + ", ".join(missing))
+    stats = await (await client.get("/admin/stats")).json()
+    assert list(stats["requests"].values()) == [{"4004": 1}]
+
+
+async def test_invalid_submit_gets_4004_in_rsp_style_and_no_reports(
+    mock: MockFactory, vasp: tuple[Vasp, str]
+) -> None:
+    receiver, url = vasp
+    client = await mock(fault_style="rsp", vasp_url=url, dr_delay=0.0)
+    inner = V + SENDER_ID + "<Recipients/><DeliveryReport>true</DeliveryReport>"
+    response, rsp, _ = await post_mm7(client, soap("SubmitReq", inner))
+    assert response.status == 200
+    assert isinstance(rsp, SubmitRsp)
+    assert rsp.status_code == 4004
+    assert rsp.status_text == "validation error: SubmitReq lacks mandatory Recipients"
+    assert rsp.transaction_id == "v-1"
+    await asyncio.sleep(0.1)
+    assert receiver.received == []
+    # The complete request is accepted.
+    _, ok, _ = await post_mm7(client, soap("SubmitReq", V + SENDER_ID + TO))
+    assert isinstance(ok, SubmitRsp)
+    assert ok.status_code == 1000
+
+
 # -- cancel / replace ---------------------------------------------------------------
 
 
@@ -414,6 +486,69 @@ async def test_delivery_report_retried_after_vasp_errors(
     assert stats["callbacks"]["DeliveryReportReq"] == {"delivered": 1, "retried": 2}
 
 
+async def test_reports_of_one_submission_retry_independently(
+    mock: MockFactory, aiohttp_server: Any
+) -> None:
+    """With the VASP down, each recipient's report runs its own back-off at once: none
+    waits behind another's retries, and all arrive together once the VASP is up."""
+    attempts: dict[str, list[tuple[float, int]]] = {}
+    up_at = [float("inf")]
+
+    async def handle(request: web.Request) -> web.Response:
+        message = protocol.decode(await request.read(), request.headers.get("Content-Type"))
+        assert isinstance(message, DeliveryReportReq)
+        assert message.recipient is not None
+        now = time.monotonic()
+        status = 200 if now >= up_at[0] else 503
+        attempts.setdefault(message.recipient.value, []).append((now, status))
+        if status != 200:
+            return web.Response(status=status, text="down")
+        ct, body = protocol.encode(
+            protocol.DeliveryReportRsp(transaction_id=message.transaction_id, status_code=1000)
+        )
+        return web.Response(body=body, headers={"Content-Type": ct})
+
+    app = web.Application()
+    app.router.add_post("/mm7", handle)
+    server: TestServer = await aiohttp_server(app)
+    client = await mock(
+        vasp_url=str(server.make_url("/mm7")),
+        dr_delay=0.0,
+        callback_backoff=0.1,
+        callback_max_backoff=0.2,
+        callback_attempts=8,
+    )
+    recipients = ("+15550001", "+15550002", "+15550003")
+    started = time.monotonic()
+    up_at[0] = started + 0.45  # down for the first attempts, then up
+    _, rsp, _ = await post_mm7(client, submit(*recipients))
+    assert isinstance(rsp, SubmitRsp)
+    deadline = started + 5.0
+    while sum(s == 200 for tries in attempts.values() for _, s in tries) < 3:
+        assert time.monotonic() < deadline, attempts
+        await asyncio.sleep(0.01)
+    assert sorted(attempts) == sorted(recipients)
+    # Every report was tried while the VASP was down, right after the submission
+    # (one after the other, recipient 3 would only start once 1 and 2 were delivered).
+    first_tries = [tries[0] for tries in attempts.values()]
+    assert all(status == 503 and at - started < 0.3 for at, status in first_tries), attempts
+    # Each report kept its own back-off, so they come back in step ...
+    failures = {len([t for t in tries if t[1] != 200]) for tries in attempts.values()}
+    assert min(failures) >= 2, attempts
+    # ... and all arrive close together once the VASP is up.
+    delivered = [at for tries in attempts.values() for at, status in tries if status == 200]
+    assert max(delivered) - min(delivered) < 0.15, attempts
+    assert max(delivered) - up_at[0] < 0.2 + 0.3, attempts  # one max back-off, plus slack
+    stats: dict[str, Any] = {}
+    for _ in range(100):
+        stats = await (await client.get("/admin/stats")).json()
+        if stats["pending_callbacks"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert stats["callbacks"]["DeliveryReportReq"]["delivered"] == 3
+    assert stats["pending_callbacks"] == 0
+
+
 async def test_delivery_report_gives_up_after_bounded_attempts(
     mock: MockFactory, unused_tcp_port: int
 ) -> None:
@@ -469,19 +604,27 @@ async def test_dr_outcomes_follow_weights_and_seed(
 
 
 async def test_fault_draws_are_reproducible_with_seed(mock: MockFactory) -> None:
-    async def sequence(seed: int) -> list[int]:
+    async def sequence(seed: int | None) -> list[tuple[int, str | None]]:
         client = await mock(seed=seed, fail_rate=((3000, 0.3), (4006, 0.2)))
-        codes = []
+        answers = []
         for _ in range(30):
             _, rsp, _ = await post_mm7(client, submit())
             assert rsp is not None
-            codes.append(rsp.status_code)
-        return codes
+            answers.append((rsp.status_code, getattr(rsp, "message_id", None)))
+        return answers
 
     first, second = await sequence(7), await sequence(7)
+    # The same seed gives the same answers end to end, MessageIDs included.
     assert first == second
-    assert {1000, 3000, 4006} <= set(first)
-    assert first != await sequence(8)
+    assert {code for code, _ in first} >= {1000, 3000, 4006}
+    ids = [message_id for code, message_id in first if code == 1000]
+    assert all(ids) and len(set(ids)) == len(ids)
+    other = await sequence(8)
+    assert [code for code, _ in other] != [code for code, _ in first]
+    assert not {i for _, i in other if i} & set(ids)  # another seed, another prefix
+    # Without a seed the prefix stays random: two runs never share MessageIDs.
+    unseeded = [{i for _, i in await sequence(None) if i} for _ in range(2)]
+    assert not unseeded[0] & unseeded[1]
 
 
 # -- admin API ----------------------------------------------------------------------

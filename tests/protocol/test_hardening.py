@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterator
 
@@ -11,14 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import (
+    BodyTooLarge,
     DecodeError,
+    HeadersTooLarge,
     Limits,
     MalformedMIME,
     MalformedXML,
+    MimeTooDeep,
     NotSOAP,
     ProtocolError,
     TooLarge,
+    TooManyParts,
     UnknownMessageType,
+    XmlTooDeep,
+    XmlTooLarge,
     decode,
 )
 
@@ -76,7 +83,7 @@ def test_undeclared_entity_reference_is_refused() -> None:
 
 
 def test_oversize_body() -> None:
-    with pytest.raises(TooLarge, match="more than the 1024 allowed") as info:
+    with pytest.raises(BodyTooLarge, match="more than the 1024 allowed") as info:
         decode(b" " * 2048 + SOAP, "text/xml", limits=Limits(max_body_bytes=1024))
     assert info.value.limit == "max_body_bytes"
     assert info.value.maximum == 1024
@@ -90,6 +97,7 @@ def test_oversize_soap_part() -> None:
             "text/xml",
             limits=Limits(max_xml_bytes=4096),
         )
+    assert isinstance(info.value, XmlTooLarge)
     assert info.value.limit == "max_xml_bytes"
 
 
@@ -101,7 +109,7 @@ def test_deep_xml_nesting() -> None:
     if isinstance(info.value, TooLarge):
         assert info.value.limit == "max_xml_depth"
     moderate = SOAP.replace(b"<MessageID>m</MessageID>", b"<a>" * 60 + b"</a>" * 60)
-    with pytest.raises(TooLarge, match="nesting") as capped:
+    with pytest.raises(XmlTooDeep, match="nesting") as capped:
         decode(moderate, "text/xml")
     assert capped.value.limit == "max_xml_depth"
 
@@ -114,7 +122,7 @@ def _multipart(parts: list[bytes], boundary: bytes = b"b") -> bytes:
 
 def test_thousands_of_mime_parts() -> None:
     body = _multipart([b"x"] * 5000)
-    with pytest.raises(TooLarge, match="MIME parts") as info:
+    with pytest.raises(TooManyParts, match="MIME parts") as info:
         decode(body, "multipart/related; boundary=b")
     assert info.value.limit == "max_mime_parts"
     assert len(decode(_multipart([b"x"] * 10), "multipart/related; boundary=b").attachments) == 10
@@ -150,7 +158,7 @@ def test_mime_nesting_depth() -> None:
         + inner
         + b"\r\n--top--\r\n"
     )
-    with pytest.raises(TooLarge, match="nested") as info:
+    with pytest.raises(MimeTooDeep, match="nested") as info:
         decode(body, "multipart/related; boundary=top")
     assert info.value.limit == "max_mime_depth"
     decoded = decode(body, "multipart/related; boundary=top", limits=Limits(max_mime_depth=12))
@@ -162,9 +170,86 @@ def test_huge_part_headers() -> None:
         b"--b\r\nContent-Type: text/xml\r\n"
         b"X-Junk: " + b"a" * 20_000 + b"\r\n\r\n" + SOAP + b"\r\n--b--\r\n"
     )
-    with pytest.raises(TooLarge) as info:
+    with pytest.raises(HeadersTooLarge) as info:
         decode(body, "multipart/related; boundary=b")
     assert info.value.limit == "max_header_bytes"
+
+
+def _nested(levels: int) -> bytes:
+    """A multipart/related body whose second part nests ``levels`` multiparts deep."""
+    inner = b"--n0\r\nContent-Type: text/plain\r\n\r\nleaf\r\n--n0--"
+    for level in range(1, levels):
+        inner = (
+            f'--n{level}\r\nContent-Type: multipart/mixed; boundary="n{level - 1}"\r\n\r\n'.encode()
+            + inner
+            + f"\r\n--n{level}--".encode()
+        )
+    return (
+        b"--top\r\nContent-Type: text/xml\r\n\r\n"
+        + SOAP
+        + f'\r\n--top\r\nContent-Type: multipart/mixed; boundary="n{levels - 1}"\r\n\r\n'.encode()
+        + inner
+        + b"\r\n--top--\r\n"
+    )
+
+
+#: limit -> (its error class, an input over it with the limit set low, the Content-Type)
+OVER_LIMIT: dict[str, tuple[type[TooLarge], bytes, str, Limits]] = {
+    "max_body_bytes": (BodyTooLarge, SOAP, "text/xml", Limits(max_body_bytes=100)),
+    "max_xml_bytes": (XmlTooLarge, SOAP, "text/xml", Limits(max_xml_bytes=100)),
+    "max_xml_depth": (XmlTooDeep, SOAP, "text/xml", Limits(max_xml_depth=3)),
+    "max_mime_parts": (
+        TooManyParts,
+        _multipart([b"x"] * 5),
+        "multipart/related; boundary=b",
+        Limits(max_mime_parts=3),
+    ),
+    "max_mime_depth": (
+        MimeTooDeep,
+        _nested(3),
+        "multipart/related; boundary=top",
+        Limits(max_mime_depth=2),
+    ),
+    "max_header_bytes": (
+        HeadersTooLarge,
+        b"--b\r\nContent-Type: text/xml\r\nX-Junk: "
+        + b"a" * 300
+        + b"\r\n\r\n"
+        + SOAP
+        + b"\r\n--b--\r\n",
+        "multipart/related; boundary=b",
+        Limits(max_header_bytes=200),
+    ),
+}
+
+
+def test_every_limit_has_its_own_error_class() -> None:
+    assert set(OVER_LIMIT) == {f.name for f in dataclasses.fields(Limits)}
+    classes = [cls for cls, *_ in OVER_LIMIT.values()]
+    assert len(set(classes)) == len(classes)
+
+
+@pytest.mark.parametrize("limit", sorted(OVER_LIMIT))
+def test_each_limit_raises_its_specific_too_large(limit: str) -> None:
+    cls, body, content_type, limits = OVER_LIMIT[limit]
+    with pytest.raises(cls) as info:
+        decode(body, content_type, limits=limits)
+    error = info.value
+    assert type(error) is cls
+    assert isinstance(error, TooLarge)  # existing ``except TooLarge`` keeps working
+    assert isinstance(error, DecodeError)
+    assert (error.limit, error.maximum) == (limit, getattr(limits, limit))
+    assert error.value > error.maximum
+    assert error.status_code == 2007
+    assert str(error)  # a clear message
+    # Under the default limits the same input decodes.
+    decode(body, content_type)
+
+
+def test_too_large_still_takes_an_explicit_limit_name() -> None:
+    error = TooLarge("too big", limit="max_body_bytes", value=2, maximum=1)
+    assert (error.limit, error.value, error.maximum) == ("max_body_bytes", 2, 1)
+    assert BodyTooLarge("too big", value=2, maximum=1).limit == "max_body_bytes"
 
 
 def test_truncated_mime() -> None:
@@ -225,7 +310,14 @@ def test_fault_without_mm7_detail() -> None:
 
 
 def test_every_error_is_a_protocol_error_with_a_status_code() -> None:
-    for cls in (MalformedXML, MalformedMIME, NotSOAP, UnknownMessageType, TooLarge):
+    for cls in (
+        MalformedXML,
+        MalformedMIME,
+        NotSOAP,
+        UnknownMessageType,
+        TooLarge,
+        *(cls for cls, *_ in OVER_LIMIT.values()),
+    ):
         assert issubclass(cls, DecodeError)
         assert issubclass(cls, ProtocolError)
         assert 2000 <= cls.status_code < 5000

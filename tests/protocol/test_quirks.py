@@ -420,6 +420,45 @@ def test_multipart_content_type_without_boundary_over_bare_xml() -> None:
     assert "multipart_without_boundary" in message.leniencies
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/xml",
+        "text/xml; charset=utf-8",
+        "application/soap+xml",
+        'multipart/related; type="text/xml"',  # no boundary: the body is bare XML
+        None,
+    ],
+)
+@pytest.mark.parametrize("lead", [b"", b"\r\n  "])
+def test_utf8_bom_before_bare_xml(content_type: str | None, lead: bytes) -> None:
+    message = decode(lead + BOM + SOAP, content_type)
+    assert isinstance(message, DeliverReq)
+    assert message.sender == Address.number("+1555")
+    assert "utf8_bom" in message.leniencies
+
+
+@pytest.mark.parametrize("start", ['; start="<soap>"', ""])
+def test_utf8_bom_before_the_soap_part_of_a_multipart(start: str) -> None:
+    parts = two_parts()
+    parts[0] = (parts[0][0], BOM + parts[0][1])
+    message = decode(multipart(parts), f'multipart/related; boundary="b1"; type="text/xml"{start}')
+    assert isinstance(message, DeliverReq)
+    assert _gif(message) == GIF
+    assert "utf8_bom" in message.leniencies
+
+
+def test_no_bom_no_bom_leniency() -> None:
+    assert "utf8_bom" not in decode(SOAP, "text/xml").leniencies
+    assert (
+        "utf8_bom"
+        not in decode(multipart(two_parts()), 'multipart/related; boundary="b1"').leniencies
+    )
+
+
 def test_multipart_body_without_content_type_sniffs_the_boundary() -> None:
     message = decode(multipart(two_parts(), boundary="=_sniff_me"))
     assert _gif(message) == GIF
