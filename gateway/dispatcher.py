@@ -28,7 +28,7 @@ from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
 from gateway.mmsc_client import MmscClient, SendResult
 from gateway.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
-from gateway.store import Batch, MessageRecord, SqliteStore
+from gateway.store import Batch, MessageRecord, Store
 from gateway.throttle import TokenBucket
 from protocol import (
     Address,
@@ -178,7 +178,7 @@ class RouteWorker:
     def __init__(
         self,
         route: RouteSettings,
-        store: SqliteStore,
+        store: Store,
         media: MediaCache,
         client: MmscClient,
         metrics: Metrics,

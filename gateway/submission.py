@@ -33,7 +33,7 @@ from gateway.media import MediaError as PipelineMediaError
 from gateway.media_fetch import FetchPolicy, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
-from gateway.store import MessageRecord, NewMessage, PartRef, SqliteStore
+from gateway.store import MessageRecord, NewMessage, PartRef, Store
 
 #: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
 ADAPT_CACHE_ENTRIES = 32
@@ -103,7 +103,7 @@ class SubmissionService:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: Store,
         media_store: MediaStore,
         router: Router,
         limits: dict[str, RouteLimits],

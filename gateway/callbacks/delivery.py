@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.metrics import Metrics
-    from gateway.store import SqliteStore
+    from gateway.store import Store
     from protocol import DateValue, DeliveryReportReq, ReadReplyReq
 
 log = structlog.get_logger("gateway.reports")
@@ -50,7 +50,7 @@ def _dedupe_key(*items: object) -> str:
 
 
 class ReportService:
-    def __init__(self, store: SqliteStore, metrics: Metrics, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float]) -> None:
         self.store = store
         self.metrics = metrics
         self.clock = clock

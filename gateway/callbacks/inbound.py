@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from gateway.callbacks.optout import OptOutPolicy
     from gateway.media_store import MediaStore
-    from gateway.store import SqliteStore
+    from gateway.store import Store
     from protocol import Attachment, DeliverReq
 
 #: Korean MMSCs label text with names Python does not know, or knows as the narrower
@@ -127,7 +127,7 @@ def _dedupe_key(mmsc: str, msg: DeliverReq, digests: list[str]) -> str:
 class InboundService:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         media_store: MediaStore,
         settings: InboundSettings,
         base_url: Callable[[], str],

@@ -153,6 +153,21 @@ def fault(version: str, transaction_id: str | None, code: int, text: str) -> web
     return soap_response(error, version, status=500)
 
 
+def missing_fields(msg: Message) -> list[str]:
+    """The mandatory elements (MM7 names) a callback lacks for us to act on it."""
+    missing: list[str] = []
+    if isinstance(msg, DeliveryReportReq | ReadReplyReq):
+        if not msg.message_id:
+            missing.append("MessageID")
+        if not msg.mm_status:
+            missing.append("MMStatus")
+        if msg.recipient is None and msg.sender is None:
+            missing.append("Recipient")  # one MMSC swaps Sender/Recipient: either will do
+    elif isinstance(msg, DeliverReq) and msg.sender is None:
+        missing.append("Sender")
+    return missing
+
+
 @dataclass(frozen=True, slots=True)
 class Handlers:
     """The services each accepted MM7 request type goes to (all durable on return)."""
@@ -188,6 +203,17 @@ class Mm7Listener:
 
     async def _dispatch(self, peer: Peer, msg: Message) -> web.Response:
         version = _response_version(msg, peer)
+        missing = missing_fields(msg)
+        if missing:
+            # Tolerant parsing stops here: without these we could neither correlate nor
+            # store the callback, and answering 1000 would make the MMSC drop it for good.
+            log.warning("MM7 callback without mandatory elements", missing=missing)
+            return fault(
+                version,
+                msg.transaction_id,
+                4004,
+                f"validation error: {type(msg).__name__} has no {' or '.join(missing)}",
+            )
         try:
             if isinstance(msg, DeliveryReportReq):
                 await self.handlers.delivery_report(peer.name, msg)

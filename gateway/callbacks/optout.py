@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from gateway.callbacks.inbound import Received
-    from gateway.store import SqliteStore
+    from gateway.store import Store
     from gateway.submission import SubmissionService
 
 log = structlog.get_logger("gateway.optout")
@@ -68,7 +68,7 @@ class OptOutPolicy:
 class OptOut:
     """Suppression-list queries for the submission path."""
 
-    def __init__(self, store: SqliteStore, default_senders: dict[str, str | None]) -> None:
+    def __init__(self, store: Store, default_senders: dict[str, str | None]) -> None:
         self.store = store
         #: Route name -> the sender a message without ``from`` goes out with.
         self.default_senders = default_senders

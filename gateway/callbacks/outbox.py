@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.metrics import Metrics
-    from gateway.store import SqliteStore
+    from gateway.store import Store
 
 log = structlog.get_logger("gateway.webhooks")
 
@@ -62,7 +62,7 @@ def backoff(settings: WebhookSettings, attempts: int, rng: random.Random) -> flo
 class Outbox:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         settings: WebhookSettings,
         secrets: Callable[[str | None], str],
         metrics: Metrics,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from gateway.callbacks.inbound import InboundService
     from gateway.media_store import MediaStore
-    from gateway.store import SqliteStore
+    from gateway.store import Store
 
 _MAX_PAGE = 100
 
@@ -38,7 +38,7 @@ def _limit(request: web.Request) -> int:
 class CallbackRoutes:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         media_store: MediaStore,
         inbound: InboundService,
         signing_key: Callable[[], bytes],

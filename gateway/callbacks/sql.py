@@ -197,22 +197,19 @@ _REPORT_COLUMNS: Final = (
 
 def store_report(conn: sqlite3.Connection, report: ReportRow) -> ReportResult:
     """Store a report (idempotently) and apply it to its recipient if it correlates."""
-    cur = conn.execute(
+    row = conn.execute(
         f"INSERT INTO delivery_reports ({_REPORT_COLUMNS}, outcome) "  # noqa: S608 - constant
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'unmatched') "
-        "ON CONFLICT (dedupe_key) DO NOTHING",
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         (
             report.kind, report.mmsc, report.dedupe_key, report.mm7_message_id, report.recipient,
             report.sender, report.mm_status, report.mm_status_extension, report.status_text,
             report.mapped_state, report.report_at, report.received_at, report.transaction_id,
         ),
-    )  # fmt: skip
-    if cur.rowcount == 0:
+    ).fetchone()  # fmt: skip
+    if row is None:  # the conflict: this exact report was stored before
         return ReportResult("duplicate")
-    report_id = cur.lastrowid
-    if report_id is None:  # pragma: no cover - an INSERT always sets it
-        raise sqlite3.DatabaseError("report insert returned no row id")
-    return correlate_report(conn, report_id, report.received_at)
+    return correlate_report(conn, int(row[0]), report.received_at)
 
 
 def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> ReportResult:

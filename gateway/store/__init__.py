@@ -1,13 +1,13 @@
-"""Durable storage contract of the gateway.
+"""Durable storage of the gateway.
 
-The rest of the gateway codes against ``Store`` (a ``typing.Protocol``); ``SqliteStore``
-is the embedded default. Every method is a coroutine whose write side is durable when it
-returns (a PostgreSQL backend can implement the same contract later: the SQL is kept
-portable: no SQLite-only syntax beyond ``INSERT ... ON CONFLICT``).
+The rest of the gateway codes against ``Store`` (``gateway/store/interface.py``, a
+``typing.Protocol``, where the portability rules are written down); ``SqliteStore`` is
+the embedded default.
 """
 
 from __future__ import annotations
 
+from gateway.store.interface import Store
 from gateway.store.records import (
     FINAL_RECIPIENT_STATES,
     Batch,
@@ -16,14 +16,16 @@ from gateway.store.records import (
     PartRef,
     RecipientRecord,
 )
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite import CancelPlan, SqliteStore
 
 __all__ = [
     "FINAL_RECIPIENT_STATES",
     "Batch",
+    "CancelPlan",
     "MessageRecord",
     "NewMessage",
     "PartRef",
     "RecipientRecord",
     "SqliteStore",
+    "Store",
 ]

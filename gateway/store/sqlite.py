@@ -14,6 +14,7 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -204,7 +205,11 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("CREATE TABLE IF NOT EXISTS healthcheck (id INTEGER PRIMARY KEY, at REAL)")
-            conn.execute("INSERT OR REPLACE INTO healthcheck (id, at) VALUES (1, julianday('now'))")
+            conn.execute(
+                "INSERT INTO healthcheck (id, at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (time.time(),),
+            )
 
         await self.write(op)
 
@@ -426,13 +431,13 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
     for route, members in by_route.items():
         size = max(1, new.batch_sizes.get(route, 1))
         for start in range(0, len(members), size):
-            cur = conn.execute(
+            # RETURNING (not lastrowid): portable to PostgreSQL.
+            batch_id = conn.execute(
                 "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
                 "expires_at, transaction_id, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', 0, ?, ?, '', ?, ?)",
+                "VALUES (?, ?, 'queued', 0, ?, ?, '', ?, ?) RETURNING id",
                 (new.id, route, new.send_at, new.expires_at, new.created_at, new.created_at),
-            )
-            batch_id = cur.lastrowid
+            ).fetchone()[0]
             conn.execute(
                 "UPDATE batches SET transaction_id = ? WHERE id = ?",
                 (f"{new.id}-{batch_id}", batch_id),

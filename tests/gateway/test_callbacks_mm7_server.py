@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import aiohttp
 import pytest
 from lxml import etree
@@ -9,7 +11,10 @@ from lxml import etree
 from gateway.callbacks import sql
 from protocol import (
     Address,
+    DeliverReq,
+    DeliveryReportReq,
     DeliveryReportRsp,
+    ReadReplyReq,
     Recipients,
     SenderIdentification,
     SubmitReq,
@@ -168,3 +173,69 @@ async def test_unknown_namespace_gets_the_configured_version(tmp_path, mmsc):
             if sample.value > 0
         ]
         assert leniencies, "the guessed namespace is counted as a leniency"
+
+
+def without(message, *names: str) -> tuple[str, bytes]:
+    """``message`` encoded, then its elements called ``names`` removed (the encoder refuses
+    to emit such a message, as it should)."""
+    content_type, body = encode(message, "REL-6-MM7-1-4")
+    envelope = etree.fromstring(body)
+    for name in names:
+        for element in envelope.iter(f"{{*}}{name}"):
+            element.getparent().remove(element)
+    return content_type, etree.tostring(envelope, xml_declaration=True, encoding="utf-8")
+
+
+WHEN = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+REPORT = DeliveryReportReq(
+    transaction_id="dr-1",
+    date=WHEN,
+    message_id="m-1",
+    mm_status="Retrieved",
+    recipient=Address.number(TO),
+    sender=Address.short_code("12345"),
+)
+READ = ReadReplyReq(
+    transaction_id="rr-1",
+    time_stamp=WHEN,
+    message_id="m-1",
+    mm_status="Read",
+    recipient=Address.number(TO),
+    sender=Address.short_code("12345"),
+)
+DELIVER = DeliverReq(
+    transaction_id="dl-1",
+    sender=Address.number(TO),
+    recipients=Recipients(to=(Address.short_code("12345"),)),
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "removed", "missing"),
+    [
+        (REPORT, ("MessageID",), "MessageID"),
+        (REPORT, ("MMStatus",), "MMStatus"),
+        (REPORT, ("Recipient", "Sender"), "Recipient"),
+        (READ, ("MessageID",), "MessageID"),
+        (DELIVER, ("Sender",), "Sender"),
+    ],
+)
+async def test_callbacks_missing_mandatory_elements_get_4004(
+    tmp_path, mmsc, message, removed, missing
+):
+    def count(conn):
+        return conn.execute(
+            "SELECT (SELECT COUNT(*) FROM delivery_reports)"
+            " + (SELECT COUNT(*) FROM inbound_messages)"
+        ).fetchone()[0]
+
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        before = await gw.store.read(count)
+        status, body, _ = await post_mm7(s, gw, without(message, *removed))
+        assert status == 500
+        answer = decode(body)
+        assert isinstance(answer, VASPErrorRsp)
+        assert answer.status_code == 4004
+        assert missing in (answer.status_text or "")
+        assert answer.transaction_id == message.transaction_id
+        assert await gw.store.read(count) == before, "a refused callback was stored"
