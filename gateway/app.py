@@ -23,7 +23,14 @@ from prometheus_client import CollectorRegistry
 from gateway import __version__
 from gateway.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
-from gateway.api.routes import CANCELLER, MAX_BODY, MAX_RECIPIENTS, SUBMISSIONS, add_routes
+from gateway.api.routes import (
+    CANCELLER,
+    MAX_BODY,
+    MAX_MEDIA,
+    MAX_RECIPIENTS,
+    SUBMISSIONS,
+    add_routes,
+)
 from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
@@ -201,6 +208,7 @@ class Gateway:
         app[SUBMISSIONS] = self.submissions
         app[CANCELLER] = self.cancel
         app[MAX_RECIPIENTS] = self.config.gateway.max_recipients_per_message
+        app[MAX_MEDIA] = self.config.gateway.max_media_parts
         app[MAX_BODY] = self.config.gateway.max_body_bytes
         add_routes(app)
         enable_access_log(app, "api")

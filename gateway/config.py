@@ -169,6 +169,8 @@ class GatewaySection(_Section):
     shutdown_grace_seconds: Seconds = 10.0
     max_queue_depth: Count = 100_000
     max_recipients_per_message: Count = 100
+    #: Media items per POST (each fetched URL is held in memory while the message is built).
+    max_media_parts: Count = 10
     max_body_bytes: Count = 5 * MIB
     media_fetch_timeout_seconds: Seconds = 10.0
     media_fetch_max_bytes: Count = 5 * MIB

@@ -46,6 +46,12 @@ from protocol import (
 
 log = structlog.get_logger("gateway.dispatcher")
 
+#: Consecutive failed exchanges after which a route's circuit opens (``/readyz``: not ready;
+#: the worker sends one probe at a time, with growing pauses).
+CIRCUIT_OPEN_AFTER = 5
+#: Longest pause between probes of an open circuit: recovery is noticed within this time.
+CIRCUIT_MAX_PAUSE_SECONDS = 30.0
+
 _STATUS_CLASS_LABEL = {
     "success": "success",
     "client_error": "client_error",
@@ -202,6 +208,7 @@ class RouteWorker:
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.claimed: set[int] = set()
         self.wake_event = asyncio.Event()
+        self._stopped = asyncio.Event()
         self.stopping = False
         self.consecutive_failures = 0
         self.last_slow_down = 0.0
@@ -227,7 +234,7 @@ class RouteWorker:
     # -- state for /readyz ------------------------------------------------------------------
     @property
     def circuit(self) -> str:
-        if self.consecutive_failures >= 5:
+        if self.consecutive_failures >= CIRCUIT_OPEN_AFTER:
             return "open"
         if self.consecutive_failures > 0:
             return "degraded"
@@ -242,10 +249,15 @@ class RouteWorker:
     # -- main loop ------------------------------------------------------------------------------
     async def run(self) -> None:
         while not self.stopping:
+            if self.circuit == "open":
+                await self._probe_pause()
+                if self.is_stopping():
+                    break
             await self.window.acquire()
             slots = 1
-            # Claim for every free slot in one store round trip (one commit, not one each).
-            while not self.window.locked():
+            # Claim for every free slot in one store round trip (one commit, not one each);
+            # with the circuit open, one probe at a time.
+            while not self.window.locked() and self.circuit != "open":
                 await self.window.acquire()
                 slots += 1
             if self.is_stopping():  # stop() may have run while we waited for a slot
@@ -262,6 +274,22 @@ class RouteWorker:
                 task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
                 self.in_flight[batch.id] = task
             self._in_flight_gauge.set(len(self.in_flight))
+
+    async def _probe_pause(self) -> None:
+        """Circuit open (the MMSC keeps failing): wait for in-flight attempts, then pause
+        before the next single probe, longer the longer the failures go on, so a dead MMSC
+        gets a trickle of probes instead of every due retry."""
+        while self.in_flight and not self.stopping:
+            await asyncio.sleep(0.01)
+        retry = self.route.retry
+        excess = self.consecutive_failures - CIRCUIT_OPEN_AFTER
+        delay = min(
+            CIRCUIT_MAX_PAUSE_SECONDS,
+            retry.max_backoff,
+            retry.initial_backoff * retry.multiplier ** min(excess, 30),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
 
     def _release(self, count: int) -> None:
         for _ in range(count):
@@ -473,6 +501,7 @@ class RouteWorker:
         """Stop claiming, let in-flight submissions finish within ``grace`` seconds, and
         hand anything still unsent back to the queue."""
         self.stopping = True
+        self._stopped.set()
         self.wake_event.set()
         self.window.release()  # unblock a loop waiting for a slot; we no longer claim
         loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ from gateway.errors import (
     UnsupportedMedia,
     ValidationError,
 )
-from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
+from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts, sniff
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media_fetch import FetchPolicy, fetch_media
 from gateway.media_store import MediaStore
@@ -38,8 +38,29 @@ from gateway.store import MessageRecord, NewMessage, PartRef, Store
 #: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
 ADAPT_CACHE_ENTRIES = 32
 
-#: Bytes the SOAP envelope and MIME framing add around the content (measured: ~1.2 KB).
+#: Bytes the SOAP envelope and MIME framing add around the content, before recipients
+#: (measured: ~1.2 KB with one recipient).
 ENVELOPE_OVERHEAD = 2048
+#: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
+RECIPIENT_OVERHEAD = 64
+
+
+def envelope_overhead(recipients_per_submit: int, subject: str | None) -> int:
+    """Budget kept for the envelope of a SubmitReq (XML escaping may double a subject)."""
+    subject_bytes = 2 * len(subject.encode()) if subject else 0
+    return (
+        ENVELOPE_OVERHEAD + RECIPIENT_OVERHEAD * max(0, recipients_per_submit - 1) + subject_bytes
+    )
+
+
+def _sniff_all(media: list[tuple[str, bytes]]) -> None:
+    for index, (declared, data) in enumerate(media):
+        try:
+            sniff(data, declared, index=index, name=f"media[{index}]")
+        except MediaTooLargeError as exc:
+            raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+        except PipelineMediaError as exc:
+            raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +205,18 @@ class SubmissionService:
                 parts=[], text=request.text, original=original, adapted=original, fallback=None
             )
         if not all(self.limits[r].mms for r in set(routes)):
+            # Not carried as MMS, but still handed out by our own public URL: only media we
+            # would have carried, sniffed from its bytes like any other part.
+            await asyncio.to_thread(_sniff_all, media)
             return await self._link_fallback(request, media, original, "route does not take MMS")
+        overhead = envelope_overhead(
+            max(
+                min(self.limits[r].max_recipients_per_submit, routes.count(r)) for r in set(routes)
+            ),
+            request.subject,
+        )
         try:
-            result, digests = await self._adapt(parts, budget, first)
+            result, digests = await self._adapt(parts, budget, first, overhead)
         except MediaTooLargeError as exc:
             raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
         except PipelineMediaError as exc:
@@ -211,7 +241,7 @@ class SubmissionService:
         return await self._link_fallback(request, media, original, "media cannot fit")
 
     async def _adapt(
-        self, parts: list[MediaPart], budget: int, limits: RouteLimits
+        self, parts: list[MediaPart], budget: int, limits: RouteLimits, overhead: int
     ) -> tuple[AdaptResult, tuple[str, ...]]:
         """``adapt_parts`` in a worker thread, memoised: a campaign repeats the same media,
         and adaptation is deterministic, so the same input and limits give the same output.
@@ -221,6 +251,7 @@ class SubmissionService:
         key = (
             tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
             budget,
+            overhead,
             limits.max_image_pixels,
             limits.allowed_types,
             limits.media_policy,
@@ -235,6 +266,7 @@ class SubmissionService:
             result = adapt_parts(
                 parts,
                 budget_bytes=budget,
+                overhead_bytes=overhead,
                 max_image_pixels=limits.max_image_pixels,
                 allowed_types=limits.allowed_types,
                 policy=limits.media_policy,

@@ -17,6 +17,7 @@ from gateway.submission import SubmissionService, request_fingerprint
 SUBMISSIONS: web.AppKey[SubmissionService] = web.AppKey("submissions", SubmissionService)
 CANCELLER: web.AppKey[Any] = web.AppKey("canceller", object)
 MAX_RECIPIENTS: web.AppKey[int] = web.AppKey("max_recipients", int)
+MAX_MEDIA: web.AppKey[int] = web.AppKey("max_media", int)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 
 
@@ -90,7 +91,12 @@ async def post_message(request: web.Request) -> web.Response:
             "Content-Type must be application/json or multipart/form-data",
             code="unsupported_content_type",
         )
-    submit = parse_submit(body, max_recipients=request.app[MAX_RECIPIENTS], file_parts=files)
+    submit = parse_submit(
+        body,
+        max_recipients=request.app[MAX_RECIPIENTS],
+        file_parts=files,
+        max_media=request.app[MAX_MEDIA],
+    )
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
         raise ValidationError("Idempotency-Key must be 1-200 characters", field="Idempotency-Key")

@@ -155,9 +155,16 @@ def _bool(body: dict[str, Any], key: str, *, default: bool) -> bool:
     return value
 
 
-def _media(raw: object, file_parts: dict[str, tuple[str | None, bytes]]) -> tuple[MediaInput, ...]:
+def _media(
+    raw: object, file_parts: dict[str, tuple[str | None, bytes]], max_parts: int
+) -> tuple[MediaInput, ...]:
     if raw is None:
         return ()
+    if isinstance(raw, list) and len(raw) > max_parts:
+        # Each URL may fetch media_fetch_max_bytes into memory: bound the product.
+        raise ValidationError(
+            f"at most {max_parts} media parts per message", field="media", code="too_many_media"
+        )
     if not isinstance(raw, list):
         raise ValidationError("media must be a list", field="media")
     items = []
@@ -203,6 +210,7 @@ def parse_submit(
     *,
     max_recipients: int,
     file_parts: dict[str, tuple[str | None, bytes]] | None = None,
+    max_media: int = 10,
 ) -> SubmitRequest:
     if not isinstance(body, dict):
         raise ValidationError("the request body must be a JSON object")
@@ -237,7 +245,7 @@ def parse_submit(
         sender=normalise_sender(body["from"]) if body.get("from") is not None else None,
         subject=_optional_str(body, "subject", 200),
         text=_optional_str(body, "text", 5000),
-        media=_media(body.get("media"), file_parts or {}),
+        media=_media(body.get("media"), file_parts or {}, max_media),
         route=_optional_str(body, "route", 64),
         delivery_report=_bool(body, "delivery_report", default=True),
         read_report=_bool(body, "read_report", default=False),

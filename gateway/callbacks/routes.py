@@ -8,7 +8,7 @@ is authorised by its ``exp``/``sig`` query instead, so links can be handed to br
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
@@ -33,6 +33,27 @@ def _limit(request: web.Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
         raise ValidationError(f"limit must be 1-{_MAX_PAGE}", field="limit")
     return int(raw)
+
+
+#: Media types served as declared; anything else (text/html, image/svg+xml, XML, scripts)
+#: goes out as application/octet-stream so a browser downloads rather than renders it.
+_SERVABLE_PREFIXES: Final = ("image/", "audio/", "video/")
+_SERVABLE_TYPES: Final = frozenset(
+    {"text/plain", "text/vcard", "text/x-vcard", "text/directory", "application/smil"}
+)
+_UNSAFE_TYPES: Final = frozenset({"image/svg+xml"})
+
+
+def servable_type(content_type: str | None) -> str:
+    """The Content-Type to serve stored media with (see ``_SERVABLE_TYPES``)."""
+    if not content_type:
+        return "application/octet-stream"
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in _UNSAFE_TYPES:
+        return "application/octet-stream"
+    if media_type.startswith(_SERVABLE_PREFIXES) or media_type in _SERVABLE_TYPES:
+        return content_type
+    return "application/octet-stream"
 
 
 class CallbackRoutes:
@@ -92,9 +113,12 @@ class CallbackRoutes:
         return web.Response(
             body=data,
             headers={
-                "Content-Type": content_type or "application/octet-stream",
+                "Content-Type": servable_type(content_type),
                 "Cache-Control": "private, max-age=300",
                 "X-Content-Type-Options": "nosniff",
+                # Carrier-declared types are not trusted: nothing served from the API's own
+                # origin may run script, whatever a browser makes of it.
+                "Content-Security-Policy": "default-src 'none'; sandbox",
             },
         )
 

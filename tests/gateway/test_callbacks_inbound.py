@@ -198,3 +198,21 @@ async def test_concurrent_inbound_with_the_same_media_all_succeed(tmp_path, mmsc
         assert [status for status, _, _ in results] == [200] * 20
         _, listing = await get_json(s, gw, "/v1/inbound?limit=100")
         assert len(listing["data"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("declared", "served"),
+    [
+        ("image/jpeg", "image/jpeg"),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+        ("audio/amr", "audio/amr"),
+        ("text/html", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        ("application/javascript", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
+def test_stored_media_is_served_with_a_safe_type(declared, served):
+    from gateway.callbacks.routes import servable_type
+
+    assert servable_type(declared) == served
