@@ -71,6 +71,9 @@ LATENCY_BUCKETS: Final = (
 )  # fmt: skip
 #: 0 (no wait: the common case gets its own bucket) .. 60 s (a slowed-down long code).
 WAIT_BUCKETS: Final = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+#: Delivery reports arrive seconds to a day after acceptance (handsets off, retries).
+REPORT_LATENCY_BUCKETS: Final = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                                 7200.0, 21600.0, 86400.0)  # fmt: skip
 
 
 def _bounded(value: str, allowed: Iterable[str], fallback: str = OTHER) -> str:
@@ -160,6 +163,14 @@ class Metrics:
             ["mmsc", "mm_status"],
             registry=registry,
         )
+        self.delivery_report_latency_seconds = Histogram(
+            "mm7gw_delivery_report_latency_seconds",
+            "Time from accepting a message to the delivery report that made a recipient "
+            "final (delivered, expired, rejected, failed), in seconds.",
+            ["mmsc"],
+            buckets=REPORT_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.unknown_delivery_reports_total = Counter(
             "mm7gw_unknown_delivery_reports_total",
             "Delivery reports whose MessageID matched no stored message (kept and answered 1000).",
@@ -222,6 +233,7 @@ class Metrics:
             self.throttle_wait_seconds.labels(mmsc=name)
             self.inbound_messages_total.labels(mmsc=name)
             self.unknown_delivery_reports_total.labels(mmsc=name)
+            self.delivery_report_latency_seconds.labels(mmsc=name)
             for status_class in STATUS_CLASSES:
                 self.submit_requests_total.labels(mmsc=name, status_class=status_class)
             for reason in RETRY_REASONS:

@@ -51,6 +51,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                 )
             else:
                 raise
+        except ConnectionError:
+            # The client hung up mid-request (its body never fully arrived): nothing was
+            # stored and nobody is left to answer. 499, as nginx logs it: not a server error.
+            log.info("client closed the connection before the request was read")
+            response = web.json_response(
+                {"error": {"code": "client_closed_request", "message": "", "field": None}},
+                status=499,
+            )
         except Exception:
             log.exception("unhandled error in API handler")
             response = web.json_response(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.callbacks import sql
-from gateway.callbacks.reports import map_delivery_status, map_read_status
+from gateway.callbacks.reports import HARD_FINAL, SOFT_FINAL, map_delivery_status, map_read_status
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,6 +49,10 @@ def _dedupe_key(*items: object) -> str:
     return hashlib.sha256(json.dumps(items, default=str).encode()).hexdigest()
 
 
+#: States that end a recipient's delivery (what the latency metric measures up to).
+REPORT_FINAL = HARD_FINAL | SOFT_FINAL
+
+
 class ReportService:
     def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float]) -> None:
         self.store = store
@@ -58,9 +62,15 @@ class ReportService:
     async def delivery_report(self, mmsc: str, msg: DeliveryReportReq) -> sql.ReportResult:
         mapping = map_delivery_status(msg.mm_status)
         self.metrics.delivery_reports_total.labels(mmsc=mmsc, mm_status=mapping.label).inc()
-        return await self._store(
+        result = await self._store(
             mmsc, "delivery", msg, mapping.state, msg.date, msg.mm_status_extension
         )
+        final = result.outcome == "applied" and result.state in REPORT_FINAL
+        if final and result.accepted_at is not None:
+            self.metrics.delivery_report_latency_seconds.labels(mmsc=mmsc).observe(
+                max(0.0, self.clock() - result.accepted_at)
+            )
+        return result
 
     async def read_reply(self, mmsc: str, msg: ReadReplyReq) -> sql.ReportResult:
         mapping = map_read_status(msg.mm_status)

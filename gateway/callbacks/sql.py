@@ -187,6 +187,8 @@ class ReportResult:
     outcome: str
     message_id: str | None = None
     state: str | None = None
+    #: When the message was accepted (for the report latency metric), if it correlated.
+    accepted_at: float | None = None
 
 
 _REPORT_COLUMNS: Final = (
@@ -261,7 +263,12 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
             "date": iso(float(report_at)),
         }
         message_status_event(conn, message_id, [idx], now, report)
-    return ReportResult(outcome, message_id, new or current)
+    accepted = conn.execute(
+        "SELECT created_at FROM messages WHERE id = ?", (message_id,)
+    ).fetchone()
+    return ReportResult(
+        outcome, message_id, new or current, float(accepted[0]) if accepted else None
+    )
 
 
 def report_counts(conn: sqlite3.Connection) -> dict[str, int]:

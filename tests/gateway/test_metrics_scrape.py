@@ -219,6 +219,11 @@ async def run_scenario(tmp_path, mock_mmsc, run_gateway, receiver: Receiver) -> 
         got = value("mm7gw_delivery_reports_total", mmsc="mock", mm_status=mm_status)
         assert got == reports.get(mm_status, 0), mm_status
     assert value("mm7gw_unknown_delivery_reports_total", **mock_) == 1
+    # Each correlated final report (Retrieved -> delivered, Expired -> expired) is timed;
+    # the one for an unknown MessageID is not.
+    timed = sum(reports.values()) - 1
+    assert value("mm7gw_delivery_report_latency_seconds_count", **mock_) == timed
+    assert value("mm7gw_delivery_report_latency_seconds_sum", **mock_) > 0
     assert value("mm7gw_inbound_messages_total", **mock_) == 1
     for kind, count in expected_leniencies.items():
         assert value("mm7gw_decode_leniencies_total", mmsc="mock", kind=kind) == count
