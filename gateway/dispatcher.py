@@ -279,8 +279,8 @@ class RouteWorker:
         """Circuit open (the MMSC keeps failing): wait for in-flight attempts, then pause
         before the next single probe, longer the longer the failures go on, so a dead MMSC
         gets a trickle of probes instead of every due retry."""
-        while self.in_flight and not self.stopping:
-            await asyncio.sleep(0.01)
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight.values()))
         retry = self.route.retry
         excess = self.consecutive_failures - CIRCUIT_OPEN_AFTER
         delay = min(

@@ -11,13 +11,18 @@ Theory of operation:
    the budget is counted in encoded bytes.
 3. Images share what is left by water-filling: smallest first, each gets an equal share of
    what remains, and what a small image does not use goes to the bigger ones.
-4. Each image is passed through **untouched** when it is in an allowed type, within the
-   pixel cap, upright (no EXIF orientation to apply), decodes cleanly and fits its share.
-   We do not strip metadata from such images: re-encoding would cost fidelity and CPU, and
-   the sender chose those bytes. Every image we *re-encode* loses all metadata.
-5. Otherwise it is re-encoded (:mod:`gateway.media.still`, :mod:`gateway.media.animation`).
+4. Each image is **not re-encoded** when it is in an allowed type, within the pixel cap,
+   upright (no EXIF orientation to apply) and fits its share once its metadata is stripped
+   losslessly (:mod:`gateway.media.strip`: EXIF, XMP, IPTC, comments go; colour profiles
+   stay). Its action is then ``stripped`` (or ``unchanged`` when there was nothing to
+   drop). Stills are decoded once (cheaply) to prove they are not corrupt; animations are
+   checked from their block structure only, never decoded on this path.
+5. Otherwise it is re-encoded (:mod:`gateway.media.still`, :mod:`gateway.media.animation`),
+   which drops all metadata; so is an image whose structure the stripper cannot walk.
    Under the ``link`` and ``reject`` policies only the conversions a route requires are
-   made (type, pixel cap, orientation), never size reductions.
+   made (type, pixel cap, orientation), never size reductions. Animated GIF and WebP stay
+   animated (as GIF) when the route takes GIF, else become their first frame if
+   ``allow_first_frame``; an animation too big to decode raises ``MediaTooLargeError``.
 
 When the message cannot fit, the result says ``fits=False`` and carries the original
 (sniffed) parts: the caller chooses between the link fallback and HTTP 413 (policy
@@ -40,6 +45,7 @@ from gateway.media.part import Action, AdaptResult, MediaPart, Policy
 from gateway.media.smil import ensure_smil, needs_smil
 from gateway.media.sniff import NATIVE_IMAGE_TYPES, Sniffed, sniff
 from gateway.media.still import StillSource, Where, fit_still
+from gateway.media.strip import strip_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,6 +56,8 @@ PART_OVERHEAD_BYTES: Final = 256
 #: Parts that are never converted and always allowed.
 _ALWAYS_ALLOWED: Final = frozenset({"text", "smil"})
 _OUTPUT_TYPES: Final = ("image/jpeg", "image/png")
+#: Animated types we can keep animated (as GIF).
+_ANIMATED_TYPES: Final = frozenset({"image/gif", "image/webp"})
 #: "No budget": encode once with the best settings (policies that do not adapt).
 _UNBOUNDED: Final = 1 << 62
 
@@ -92,8 +100,9 @@ def adapt_parts(
         policy: ``adapt`` re-encodes to fit; ``link``/``reject`` only convert what the route
             requires and report whether it fits.
         overhead_bytes: the SOAP envelope and multipart framing outside the parts.
-        allow_first_frame: an animation may become its first frame when it cannot fit
-            animated (or the route does not take GIF).
+        allow_first_frame: an animated GIF or WebP may become its first frame (a still
+            JPEG/PNG) when it cannot fit animated or the route does not take GIF; when
+            False such a part is ``too_large`` instead (link fallback or 413).
         transfer_encoding: how the MM7 encoder will carry the parts.
         add_smil: insert a generated SMIL part first when there are several parts and no
             SMIL (its size is counted); see :func:`gateway.media.smil.ensure_smil`.
@@ -104,7 +113,8 @@ def adapt_parts(
     Raises:
         UnsupportedMediaError: a part of a type we do not carry or the route does not allow.
         CorruptMediaError: a part that does not decode.
-        MediaTooLargeError: a text or vCard part over its own hard limit.
+        MediaTooLargeError: a text or vCard part over its own hard limit, or an animation
+            that would have to be decoded and has too many frame pixels for that.
     """
     sniffed = [
         sniff(p.data, p.content_type, index=i, name=p.name or p.content_id)
@@ -211,22 +221,16 @@ class _Plan:
         )
 
     def _fit(self, image: _Image, share: int) -> tuple[MediaPart, Action] | None:
-        """One image within ``share`` bytes: untouched, re-encoded, or None."""
+        """One image within ``share`` bytes: stripped, re-encoded, or None."""
         part, info = image.part, image.info
         where = Where(index=image.index, name=part.name or part.content_id)
         pixels = info.width * info.height
         top = 1.0 if self.max_pixels is None else min(1.0, math.sqrt(self.max_pixels / pixels))
         search = self.policy == "adapt"
-        if info.content_type == "image/gif" and info.animated:
-            if "image/gif" in self.image_types:
-                anim = load_animation(part.data, where=where)
-                if top >= 1 and (len(part.data) <= share or not search):
-                    return part, "unchanged"
-                encoded = fit_animation(anim, share if search else _UNBOUNDED, top=top)
-                if encoded is not None:
-                    return dataclasses.replace(
-                        part, content_type="image/gif", data=encoded
-                    ), "adapted"
+        if info.animated and info.content_type in _ANIMATED_TYPES:
+            animated = self._fit_animation(image, share, top=top, search=search, where=where)
+            if animated is not None:
+                return animated
             if not self.allow_first_frame:
                 return None
         source = StillSource(part.data, info, where=where)
@@ -235,11 +239,15 @@ class _Plan:
             and not info.animated
             and info.mode != "CMYK"  # many handsets cannot show CMYK JPEGs
             and top >= 1
-            and source.orientation == 1
-            and (len(part.data) <= share or not search)
+            and source.orientation == 1  # a rotation needs a re-encode, not a strip
         ):
-            source.verify()
-            return part, "unchanged"
+            clean = strip_metadata(info.content_type, part.data)
+            if clean is not None and (len(clean) <= share or not search):
+                if clean == part.data:
+                    source.verify()
+                else:
+                    StillSource(clean, info, where=where).verify()
+                return _passed(part, clean)
         out_type = self._output_type(source.has_alpha, where)
         encoded = fit_still(source, share, out_type=out_type, top=top, search=search)
         if encoded is None:
@@ -251,6 +259,28 @@ class _Plan:
             action = "adapted" if same else "converted"
         return dataclasses.replace(part, content_type=out_type, data=encoded), action
 
+    def _fit_animation(
+        self, image: _Image, share: int, *, top: float, search: bool, where: Where
+    ) -> tuple[MediaPart, Action] | None:
+        """An animation kept animated in ``share`` bytes, or None (first frame or no fit).
+
+        The cheap answer first: stripped from the raw bytes when that fits, before any
+        frame is decoded. Decoding is capped (:func:`load_animation` raises over it).
+        """
+        part, info = image.part, image.info
+        if info.content_type in self.image_types and top >= 1:
+            clean = strip_metadata(info.content_type, part.data)
+            if clean is not None and (len(clean) <= share or not search):
+                return _passed(part, clean)
+        if "image/gif" not in self.image_types:
+            return None
+        anim = load_animation(part.data, where=where)
+        encoded = fit_animation(anim, share if search else _UNBOUNDED, top=top)
+        if encoded is None:
+            return None
+        action: Action = "adapted" if info.content_type == "image/gif" else "converted"
+        return dataclasses.replace(part, content_type="image/gif", data=encoded), action
+
     def _output_type(self, alpha: bool, where: Where) -> str:
         preferred = reversed(_OUTPUT_TYPES) if alpha else iter(_OUTPUT_TYPES)
         for candidate in preferred:
@@ -261,3 +291,10 @@ class _Plan:
             index=where.index,
             name=where.name,
         )
+
+
+def _passed(part: MediaPart, clean: bytes) -> tuple[MediaPart, Action]:
+    """``part`` sent without a re-encode: its stripped bytes, if stripping changed any."""
+    if clean == part.data:
+        return part, "unchanged"
+    return dataclasses.replace(part, data=clean), "stripped"

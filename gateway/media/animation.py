@@ -9,6 +9,12 @@ scale and a floor under which an animation is not worth keeping (:data:`MIN_ANIM
 A tiny probe encode per stage says whether the stage can reach the budget above that floor
 before any full-size encode is spent on it. Dropped frames give their display time to the
 frame kept before them, so the animation lasts as long as the original.
+
+Decoding is the expensive part in memory: every frame is kept as a full canvas (4 bytes a
+pixel), so a tiny GIF of many large, nearly empty frames would cost hundreds of megabytes.
+:func:`load_animation` therefore refuses, before decoding anything, an animation whose
+frames add up to more than :data:`MAX_DECODE_PIXELS` (frames x canvas width x height); the
+adapter only decodes an animation at all when it cannot be sent as it is (stripped).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from PIL import Image, ImageSequence
 
-from gateway.media.errors import CorruptMediaError
+from gateway.media.errors import CorruptMediaError, MediaTooLargeError
 from gateway.media.search import search_scale
 from gateway.media.sniff import open_image
 
@@ -32,6 +38,9 @@ STAGES: Final = ((1, 256), (2, 256), (2, 64), (4, 64))
 #: An animation smaller than this (long edge, px) is not worth keeping animated.
 MIN_ANIMATION_EDGE: Final = 120
 PROBE_EDGE: Final = 160
+#: Largest total decode of an animation, frames x width x height (about 160 MB of frames at
+#: worst; a typical 480x360, 20-frame GIF is 3.5 million).
+MAX_DECODE_PIXELS: Final = 40_000_000
 _DEFAULT_DURATION: Final = 100
 _RESAMPLE: Final = Image.Resampling.HAMMING
 
@@ -49,24 +58,33 @@ class Animation:
         return self.frames[0].size
 
 
-def load_animation(data: bytes, *, where: Where) -> Animation:
-    """Decode every frame of a GIF.
+def load_animation(
+    data: bytes, *, where: Where, max_pixels: int = MAX_DECODE_PIXELS
+) -> Animation:
+    """Decode every frame of an animated GIF (or animated WebP) to full canvases.
 
     Raises:
+        MediaTooLargeError: the frames add up to more than ``max_pixels`` (checked from the
+            header and frame count, before any frame is decoded).
         CorruptMediaError: the stream does not decode.
     """
     frames: list[Image.Image] = []
     durations: list[int] = []
     try:
         with open_image(data) as image:
+            width, height = image.size
+            count = int(getattr(image, "n_frames", 1))
+            _check_decode_size(width, height, count, max_pixels, where)
             loop = image.info.get("loop")
             for frame in ImageSequence.Iterator(image):
+                # Again per frame, in case the stream holds more frames than it counted.
+                _check_decode_size(width, height, len(frames) + 1, max_pixels, where)
                 durations.append(int(frame.info.get("duration") or _DEFAULT_DURATION))
                 transparent = frame.mode in ("RGBA", "PA", "LA") or "transparency" in frame.info
                 frames.append(frame.convert("RGBA" if transparent else "RGB"))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise CorruptMediaError(
-            f"GIF data does not decode ({exc})", index=where.index, name=where.name
+            f"animation data does not decode ({exc})", index=where.index, name=where.name
         ) from None
     if any(f.mode == "RGBA" for f in frames):
         # One mode for all frames: RGB when the transparency is never actually used
@@ -76,6 +94,17 @@ def load_animation(data: bytes, *, where: Where) -> Animation:
     for frame in frames:
         frame.info = {}  # no comments or extensions carried over
     return Animation(tuple(frames), tuple(durations), None if loop is None else int(loop))
+
+
+def _check_decode_size(width: int, height: int, frames: int, limit: int, where: Where) -> None:
+    total = width * height * frames
+    if total > limit:
+        raise MediaTooLargeError(
+            f"animation of {frames} frames at {width}x{height} is {total:,} pixels to decode,"
+            f" over the limit of {limit:,} (fewer or smaller frames needed)",
+            index=where.index,
+            name=where.name,
+        )
 
 
 def _alpha_min(frame: Image.Image) -> float:

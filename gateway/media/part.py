@@ -7,11 +7,15 @@ from typing import Literal
 
 #: What the pipeline did to a part.
 #: ``unchanged``: bytes passed through (the content type may have been corrected by sniffing);
-#: ``adapted``: re-encoded in the same format (smaller, rotated, or stripped);
+#: ``stripped``: passed through without a re-encode, minus its metadata (EXIF, XMP, IPTC,
+#: comments: the pixels are bit for bit the same);
+#: ``adapted``: re-encoded in the same format (smaller, rotated, or not walkable by the stripper);
 #: ``converted``: re-encoded to another format (WebP → JPEG, CMYK → RGB JPEG, …);
 #: ``first_frame``: an animation replaced by its first frame;
 #: ``generated``: a SMIL part the pipeline built; ``too_large``: this part could not fit.
-Action = Literal["unchanged", "adapted", "converted", "first_frame", "generated", "too_large"]
+Action = Literal[
+    "unchanged", "stripped", "adapted", "converted", "first_frame", "generated", "too_large"
+]
 
 #: What a route does with media over its size limit: make it fit, send a link instead, or
 #: refuse the message.

@@ -52,6 +52,7 @@ NATIVE_IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif"})
 
 _PILLOW_FORMATS: Final = {
     "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
     "PNG": "image/png",
     "GIF": "image/gif",
     "WEBP": "image/webp",
@@ -261,7 +262,9 @@ def _sniff_image(
         with open_image(data) as image:
             fmt = _PILLOW_FORMATS.get(image.format or "")
             width, height = image.size
-            frames = int(getattr(image, "n_frames", 1))
+            # MPO: a JPEG (the picture) with secondary images (depth or gain maps) appended,
+            # as phones write them. We carry the picture only.
+            frames = 1 if image.format == "MPO" else int(getattr(image, "n_frames", 1))
             mode = image.mode
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise UnsupportedMediaError(

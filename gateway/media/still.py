@@ -44,6 +44,8 @@ DECODE_SLACK: Final = 1.3
 #: Below this long edge an image is not worth sending.
 MIN_EDGE: Final = 64
 _ORIENTATION_TAG: Final = 0x0112
+#: Pillow's names for a JPEG stream (MPO: a JPEG with secondary images appended).
+_JPEG_FORMATS: Final = ("JPEG", "MPO")
 _RESAMPLE: Final = Image.Resampling.BICUBIC
 
 
@@ -82,7 +84,7 @@ class StillSource:
     @property
     def has_alpha(self) -> bool:
         """Whether transparency is actually used (decodes the image if needed)."""
-        return self._format != "JPEG" and self._base_for(0.0).mode == "RGBA"
+        return self._format not in _JPEG_FORMATS and self._base_for(0.0).mode == "RGBA"
 
     @property
     def decoded_scale(self) -> float:
@@ -138,7 +140,7 @@ class StillSource:
     def _decode(self, scale: float) -> Image.Image:
         with open_image(self._data) as image:
             try:
-                if image.format == "JPEG" and scale < 1:
+                if image.format in _JPEG_FORMATS and scale < 1:
                     width, height = self._raw_size
                     wanted = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
                     image.draft(image.mode, wanted)
