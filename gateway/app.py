@@ -269,6 +269,7 @@ class Gateway:
                 unreachable += 1  # stays flagged: retried when the route's worker starts
             elif response.status_code // 1000 == 1:
                 await self.store.mark_batch_canceled(batch_id, self.clock())
+                self.metrics.submission_outcomes_total.labels(mmsc=route, outcome="canceled").inc()
             else:
                 await self.store.clear_cancel_request(batch_id, self.clock())
                 refused.append(f"{response.status_code} {response.status_text or ''}".strip())

@@ -221,6 +221,9 @@ class RouteWorker:
         self._submit_latency = metrics.submit_latency_seconds.labels(mmsc=name)
         self._submit_requests: dict[str, Any] = {}
 
+    def _count_outcome(self, outcome: str) -> None:
+        self.metrics.submission_outcomes_total.labels(mmsc=self.route.name, outcome=outcome).inc()
+
     def _count_submit(self, status_class: str) -> None:
         counter = self._submit_requests.get(status_class)
         if counter is None:
@@ -410,10 +413,12 @@ class RouteWorker:
                 self.consecutive_failures = 0
                 mm7_id = response.message_id if isinstance(response, SubmitRsp) else None
                 cancel_requested = await self.store.mark_submitted(batch.id, mm7_id, now)
-                log.info("submitted", mm7_message_id=mm7_id, attempt=batch.attempts)
-                self._finished(batch)
-                if cancel_requested and mm7_id:
-                    await self.cancel_after_submit(batch.id, batch.message_id, mm7_id)
+                self._count_outcome("submitted")
+                with structlog.contextvars.bound_contextvars(mm7_message_id=mm7_id):
+                    log.info("submitted", attempt=batch.attempts)
+                    self._finished(batch)
+                    if cancel_requested and mm7_id:
+                        await self.cancel_after_submit(batch.id, batch.message_id, mm7_id)
                 return
             if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
                 self.consecutive_failures += 0 if outcome == "fail" else 1
@@ -455,6 +460,7 @@ class RouteWorker:
 
     async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
         await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())
+        self._count_outcome(decision.state)
         log.warning("submission ended", state=decision.state, reason=decision.reason)
         self._finished(batch)
 
@@ -468,6 +474,7 @@ class RouteWorker:
         response = await self.cancel_submitted(mm7_id, f"{message_id}-cancel-{batch_id}")
         if response is not None and response.status_code // 1000 == 1:
             await self.store.mark_batch_canceled(batch_id, self.clock())
+            self._count_outcome("canceled")
             log.info("canceled after submission", mm7_message_id=mm7_id)
             return True
         if response is not None:  # a definitive refusal (e.g. already delivered): stop asking

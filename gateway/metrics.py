@@ -50,6 +50,8 @@ STATUS_CLASSES: Final = (
 )
 #: ``mm7gw_retries_total{reason}``.
 RETRY_REASONS: Final = ("status", "http", "network", "timeout", "slow_down")
+#: How a submission batch (one SubmitReq's worth of recipients) ends on our side.
+SUBMISSION_OUTCOMES: Final = ("submitted", "rejected", "failed", "expired", "canceled")
 #: ``mm7gw_delivery_reports_total{mm_status}``: the 8 MM7 MMStatus values, the numeric
 #: statuses some MMSCs send instead (1000 = success), and ``other``.
 MM_STATUSES: Final = (*MM_DELIVERY_STATUSES, "numeric_success", "numeric_failure", OTHER)
@@ -157,6 +159,13 @@ class Metrics:
             ["mmsc", "reason"],
             registry=registry,
         )
+        self.submission_outcomes_total = Counter(
+            "mm7gw_submission_outcomes_total",
+            "Submission batches (one SubmitReq's recipients) that ended: submitted (MMSC "
+            "answered success), rejected, failed, expired or canceled.",
+            ["mmsc", "outcome"],
+            registry=registry,
+        )
         self.delivery_reports_total = Counter(
             "mm7gw_delivery_reports_total",
             "DeliveryReportReq received from MMSCs, by MMStatus.",
@@ -236,6 +245,8 @@ class Metrics:
             self.delivery_report_latency_seconds.labels(mmsc=name)
             for status_class in STATUS_CLASSES:
                 self.submit_requests_total.labels(mmsc=name, status_class=status_class)
+            for outcome in SUBMISSION_OUTCOMES:
+                self.submission_outcomes_total.labels(mmsc=name, outcome=outcome)
             for reason in RETRY_REASONS:
                 self.retries_total.labels(mmsc=name, reason=reason)
             for mm_status in MM_STATUSES:

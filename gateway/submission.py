@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
+import structlog
 
 from gateway.api.schemas import MediaInput, SubmitRequest
 from gateway.errors import (
@@ -34,6 +35,8 @@ from gateway.media_fetch import FetchPolicy, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
+
+log = structlog.get_logger("gateway.submission")
 
 #: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
 ADAPT_CACHE_ENTRIES = 32
@@ -324,6 +327,14 @@ class SubmissionService:
                 self.queue.add(route, count)
                 self.wake(route)
             self.on_accepted(record)
+            log.info(
+                "message accepted",
+                message_id=record.id,
+                route=record.route,
+                recipients=len(request.to),
+                media_parts=len(record.parts),
+                fallback=record.fallback,
+            )
         return record, created
 
     async def _submit_reserved(

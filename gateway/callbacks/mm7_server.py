@@ -198,7 +198,11 @@ class Mm7Listener:
                 return fault(peer.version, None, exc.status_code, str(exc))
             for kind in msg.leniencies:
                 self.metrics.decode_leniencies_total.labels(mmsc=peer.name, kind=kind).inc()
-            with structlog.contextvars.bound_contextvars(transaction_id=msg.transaction_id):
+            # Reports and read replies name the MessageID we got in our SubmitRsp.
+            with structlog.contextvars.bound_contextvars(
+                transaction_id=msg.transaction_id,
+                mm7_message_id=getattr(msg, "message_id", None),
+            ):
                 return await self._dispatch(peer, msg)
 
     async def _dispatch(self, peer: Peer, msg: Message) -> web.Response:

@@ -205,6 +205,11 @@ async def run_scenario(tmp_path, mock_mmsc, run_gateway, receiver: Receiver) -> 
         got = value("mm7gw_submit_requests_total", mmsc="mock", status_class=status_class)
         assert got == expected, status_class
     attempts = sum(submits.values())
+    # Batches that ended: one per success, the 2xxx one rejected; retried ones count once.
+    outcomes = {"submitted": submits["success"], "rejected": submits["client_error"]}
+    for outcome in ("submitted", "rejected", "failed", "expired", "canceled"):
+        got = value("mm7gw_submission_outcomes_total", mmsc="mock", outcome=outcome)
+        assert got == outcomes.get(outcome, 0), outcome
     assert value("mm7gw_submit_latency_seconds_count", **mock_) == attempts
     assert value("mm7gw_submit_latency_seconds_sum", **mock_) > 0
     assert value("mm7gw_submit_latency_seconds_bucket", mmsc="mock", le="+Inf") == attempts
