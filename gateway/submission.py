@@ -24,6 +24,7 @@ from gateway.api.schemas import MediaInput, SubmitRequest
 from gateway.errors import (
     Backpressure,
     ForbiddenError,
+    IdempotencyConflict,
     NotFoundError,
     PayloadTooLarge,
     UnsupportedMedia,
@@ -407,6 +408,24 @@ class SubmissionService:
             adapted_bytes=content.adapted,
         )
         return await self.store.create_message(new)
+
+    async def replay(
+        self, api_key: str, idempotency_key: str, request_hash: str | None
+    ) -> MessageRecord | None:
+        """The message an earlier request with this key created, or None if there is none.
+
+        Raises:
+            IdempotencyConflict: the key was used for a different request.
+        """
+        found = await self.store.find_idempotent(api_key, idempotency_key)
+        if found is None:
+            return None
+        record, stored_hash = found
+        if stored_hash is not None and request_hash is not None and stored_hash != request_hash:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used for a different request", field="Idempotency-Key"
+            )
+        return record
 
     async def get(self, api_key: str, message_id: str) -> MessageRecord:
         record = await self.store.get_message(message_id)

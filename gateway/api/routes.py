@@ -12,6 +12,7 @@ from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_submit
 from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.store import MessageRecord
 from gateway.submission import SubmissionService, request_fingerprint
 
 SUBMISSIONS: web.AppKey[SubmissionService] = web.AppKey("submissions", SubmissionService)
@@ -70,6 +71,13 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
                 ) from None
         elif part.name:
             files[part.name] = (part.headers.get("Content-Type"), bytes(data))
+            if len(files) > request.app[MAX_MEDIA]:
+                # Stop reading: thousands of tiny parts cost more than their bytes suggest.
+                raise ValidationError(
+                    f"at most {request.app[MAX_MEDIA]} media parts per message",
+                    field="media",
+                    code="too_many_media",
+                )
     if message is None:
         raise ValidationError("multipart requests need a 'message' JSON field", field="message")
     if isinstance(message, dict) and "media" not in message and files:
@@ -79,7 +87,6 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
 
 async def post_message(request: web.Request) -> web.Response:
     service = request.app[SUBMISSIONS]
-    service.check_backpressure()
     media_type = request.content_type
     files: dict[str, tuple[str | None, bytes]] = {}
     if media_type == "multipart/form-data":
@@ -106,12 +113,23 @@ async def post_message(request: web.Request) -> web.Response:
         if idempotency_key is not None
         else None
     )
+    if idempotency_key is not None:
+        # A replay is answered from the store before any other work: not refused because
+        # the queue filled up or the recipient opted out since, no media fetched again.
+        replay = await service.replay(request[API_KEY_NAME], idempotency_key, fingerprint)
+        if replay is not None:
+            return _message_response(replay, created=False)
+    service.check_backpressure()
     record, created = await service.submit(
         request[API_KEY_NAME],
         submit,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
     )
+    return _message_response(record, created=created)
+
+
+def _message_response(record: MessageRecord, *, created: bool) -> web.Response:
     response = web.json_response(message_resource(record), status=202 if created else 200)
     response.headers["Location"] = f"/v1/messages/{record.id}"
     if not created:

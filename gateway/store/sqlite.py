@@ -341,6 +341,23 @@ class SqliteStore:
             )
         )
 
+    async def find_idempotent(
+        self, api_key: str, idempotency_key: str
+    ) -> tuple[MessageRecord, str | None] | None:
+        """The message stored under this key (and its request hash), if any."""
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord, str | None] | None:
+            row = conn.execute(
+                "SELECT id, request_hash FROM messages WHERE api_key = ? AND idempotency_key = ?",
+                (api_key, idempotency_key),
+            ).fetchone()
+            if row is None:
+                return None
+            record = _load_message(conn, row[0])
+            return None if record is None else (record, row[1])
+
+        return await self.read(op)
+
     async def mark_batch_canceled(self, batch_id: int, now: float) -> None:
         await self.write(
             lambda conn: _finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)

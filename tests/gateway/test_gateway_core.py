@@ -171,6 +171,22 @@ async def test_idempotency_key(tmp_path, mock_mmsc, run_gateway):
     assert conflict_status == 409 and conflict["error"]["code"] == "idempotency_conflict"
 
 
+async def test_idempotent_replay_is_answered_even_when_the_queue_is_full(tmp_path, run_gateway):
+    gw = await run_gateway(
+        make_config(tmp_path, "http://127.0.0.1:9/mm7", gateway__max_queue_depth=1)
+    )
+    first_status, first = await gw.submit({"to": TO, "text": "x"}, **{"Idempotency-Key": "k1"})
+    assert first_status == 202
+    # The queue is now full: a new message is refused, the replay of the first is not.
+    assert (await gw.submit({"to": TO, "text": "y"}))[0] == 503
+    again_status, again = await gw.submit({"to": TO, "text": "x"}, **{"Idempotency-Key": "k1"})
+    assert (again_status, again["id"]) == (200, first["id"])
+    conflict_status, conflict = await gw.submit(
+        {"to": TO, "text": "z"}, **{"Idempotency-Key": "k1"}
+    )
+    assert (conflict_status, conflict["error"]["code"]) == (409, "idempotency_conflict")
+
+
 async def test_backpressure(tmp_path, run_gateway):
     gw = await run_gateway(
         make_config(

@@ -518,8 +518,8 @@ API_CASES: dict[str, Callable[[Ctx], tuple[bytes, int, str]]] = {
             form([("message", MESSAGE)] + [(f"f{i}", b"x") for i in range(5000)])[1],
             form([])[0],
         ),
-        413,
-        "media_too_large",
+        400,
+        "too_many_media",
     ),
     "deeply_nested_json": lambda c: (_api_post(deep_json()), 400, "malformed_json"),
     "deeply_nested_json_in_form": lambda c: (
@@ -562,7 +562,6 @@ async def test_signed_media_url_still_works(ctx: Ctx) -> None:
     assert answer.body == b"\x89PNG\r\n\x1a\nseed-media"
 
 
-# Known gaps: each is the failing test that the fix must turn green.
 # -- helpers ---------------------------------------------------------------------------------------------------
 
 
