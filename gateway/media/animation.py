@@ -58,9 +58,7 @@ class Animation:
         return self.frames[0].size
 
 
-def load_animation(
-    data: bytes, *, where: Where, max_pixels: int = MAX_DECODE_PIXELS
-) -> Animation:
+def load_animation(data: bytes, *, where: Where, max_pixels: int = MAX_DECODE_PIXELS) -> Animation:
     """Decode every frame of an animated GIF (or animated WebP) to full canvases.
 
     Raises:
@@ -136,6 +134,8 @@ def encode_animation(anim: Animation, size: tuple[int, int], *, step: int, color
 
 def fit_animation(anim: Animation, target: int, *, top: float) -> bytes | None:
     """The gentlest animated encoding of ``anim`` in at most ``target`` bytes, or None."""
+    if target <= 0:
+        return None  # the envelope and other parts already use up the budget
     width, height = anim.size
     long_edge = max(width, height)
 

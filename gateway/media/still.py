@@ -239,6 +239,8 @@ def fit_still(
     Returns:
         The encoded bytes, or None when it cannot fit.
     """
+    if search and target <= 0:
+        return None  # the envelope and other parts already use up the budget
     floor = min(top, MIN_EDGE / source.long_edge)
     if not search:
         if out_type == "image/png":
