@@ -2,15 +2,23 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | $(PY) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
+HASH := $(shell cat pyproject.toml | $(PY) -c "import hashlib,sys;print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest()[:12])")
+# Two install levels: the daemons need only the runtime dependencies (fast: `make demo` on
+# a fresh machine), tests, lint and benchmarks need the dev extras too.
+STAMP := $(VENV)/.installed-dev-$(HASH)
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 
 .PHONY: venv test lint typecheck bench demo mock serve clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.installed-run-* && touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	rm -f $(VENV)/.installed-dev-* && touch $(STAMP)
 
 venv: $(STAMP)
 
@@ -28,13 +36,13 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/mm7-gateway demo
 
-mock: $(STAMP)
+mock: $(RUN_STAMP)
 	$(BIN)/mm7-gateway mock-mmsc --config config/mock-mmsc.toml
 
-serve: $(STAMP)
+serve: $(RUN_STAMP)
 	$(BIN)/mm7-gateway serve --config config/gateway.toml
 
 clean:
