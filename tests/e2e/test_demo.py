@@ -29,7 +29,9 @@ def test_demo_runs_every_step_and_exits_0() -> None:
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     positions = [out.find(step) for step in STEPS]
-    assert all(p >= 0 for p in positions), [s for s, p in zip(STEPS, positions) if p < 0]
+    assert all(p >= 0 for p in positions), [
+        s for s, p in zip(STEPS, positions, strict=True) if p < 0
+    ]
     assert positions == sorted(positions), "steps out of order"
     # Not a TTY here: plain lines, no cursor control.
     assert "\x1b[" not in out
