@@ -95,7 +95,7 @@ async def test_media_that_cannot_fit_falls_back_to_a_link_under_policy_adapt(
     assert body["fallback"] == "link"
     await gw.wait_status(body["id"], {"submitted", "delivered"})
     await wait_for(lambda: bool(recorded_submits(record)))
-    headers, raw = recorded_submits(record)[0]
+    _, raw = recorded_submits(record)[0]
     assert len(raw) <= 2600
     assert b"/v1/media/" in raw
 
