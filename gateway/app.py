@@ -181,6 +181,7 @@ class Gateway:
             clock=clock,
             on_media_action=self._media_action,
             link_for=self._media_link,
+            allow_private_callbacks=config.webhooks.allow_private_urls,
         )
         self.api_app = self._build_api_app()
         self.mm7_app = web.Application(

@@ -319,6 +319,9 @@ class WebhooksSection(_Section):
     max_backoff_seconds: Seconds = 600.0
     give_up_after_seconds: Seconds = 86_400.0
     timeout_seconds: Seconds = 10.0
+    #: A message's own ``callback_url`` (set by the client, unlike an API key's) may point
+    #: at loopback or private addresses; link-local and metadata addresses never.
+    allow_private_urls: Flag = False
 
 
 def _upper_words(value: object) -> object:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import time
 import uuid
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -32,7 +34,7 @@ from gateway.errors import (
 )
 from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts, sniff
 from gateway.media import MediaError as PipelineMediaError
-from gateway.media_fetch import FetchPolicy, fetch_media
+from gateway.media_fetch import FetchPolicy, address_allowed, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
@@ -55,6 +57,28 @@ def envelope_overhead(recipients_per_submit: int, subject: str | None) -> int:
     return (
         ENVELOPE_OVERHEAD + RECIPIENT_OVERHEAD * max(0, recipients_per_submit - 1) + subject_bytes
     )
+
+
+def check_callback_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a client-given webhook URL aimed at our own network (server-side requests).
+
+    IP literals and ``localhost`` are checked here with the media-fetch address policy; a
+    DNS name is not resolved at submission (its answer may change before delivery).
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        allowed = allow_private
+    else:
+        try:
+            allowed = address_allowed(ipaddress.ip_address(host), allow_private)
+        except ValueError:
+            return  # a name, not an address
+    if not allowed:
+        raise ValidationError(
+            "callback_url points at a private, loopback or link-local address",
+            field="callback_url",
+            code="callback_url_forbidden",
+        )
 
 
 def _sniff_all(media: list[tuple[str, bytes]]) -> None:
@@ -141,7 +165,9 @@ class SubmissionService:
         clock: Callable[[], float] = time.time,
         on_media_action: Callable[[str], None] = lambda _action: None,
         link_for: Callable[[str], str] | None = None,
+        allow_private_callbacks: bool = False,
     ) -> None:
+        self.allow_private_callbacks = allow_private_callbacks
         self.store = store
         self.media_store = media_store
         self.router = router
@@ -309,6 +335,8 @@ class SubmissionService:
         request_hash: str | None,
         check_optout: bool = True,
     ) -> tuple[MessageRecord, bool]:
+        if request.callback_url is not None:
+            check_callback_url(request.callback_url, allow_private=self.allow_private_callbacks)
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
         batches = {
             route: -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))

@@ -111,9 +111,12 @@ def _timestamp(value: object) -> float | None:
 
 def _dedupe_key(mmsc: str, msg: DeliverReq, digests: list[str]) -> str:
     recipients = [a.value for a in msg.recipients.all()] if msg.recipients else []
+    # A resend after a lost DeliverRsp may carry a fresh TransactionID; the MMSC's own
+    # TimeStamp (with sender, recipients, content) identifies the original better. Without
+    # a TimeStamp, two identical texts could be two messages: the TransactionID decides.
     identity = [
         mmsc,
-        msg.transaction_id,
+        msg.transaction_id if msg.time_stamp is None else None,
         msg.sender.value if msg.sender else None,
         recipients,
         msg.subject,

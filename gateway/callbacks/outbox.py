@@ -174,7 +174,10 @@ class Outbox:
             ),
         }
         try:
-            async with self.session.post(event.url, data=body, headers=headers) as response:
+            # Redirects are not followed: a signed event goes only where it was addressed.
+            async with self.session.post(
+                event.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 # The receiver's body is of no interest; do not buffer an arbitrary amount.
                 response.release()
                 if 200 <= response.status < 300:

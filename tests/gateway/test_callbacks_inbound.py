@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -31,7 +32,11 @@ KOREAN = "안녕하세요, 반갑습니다"
 
 
 def deliver(
-    texts: tuple[tuple[str, bytes], ...] = (), *, transaction_id: str = "dlv-1", image: bytes = PNG
+    texts: tuple[tuple[str, bytes], ...] = (),
+    *,
+    transaction_id: str = "dlv-1",
+    image: bytes = PNG,
+    time_stamp: datetime | None = None,
 ) -> DeliverReq:
     parts = [Attachment(content_type="application/smil", data=SMIL, content_id="smil")]
     parts += [
@@ -49,6 +54,7 @@ def deliver(
         sender=Address.number(FROM),
         recipients=Recipients(to=(Address.short_code(SHORT_CODE),)),
         subject="photo",
+        time_stamp=time_stamp,
         attachments=(container,),
     )
 
@@ -216,3 +222,22 @@ def test_stored_media_is_served_with_a_safe_type(declared, served):
     from gateway.callbacks.routes import servable_type
 
     assert servable_type(declared) == served
+
+
+async def test_a_resend_with_a_new_transaction_id_is_stored_once(tmp_path, mmsc, receiver):
+    """Same MMSC TimeStamp, sender, recipients and content: the same message, resent."""
+    config = build_config(tmp_path, mmsc.url, callback_url=receiver.url)
+    sent = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+    async with running(config) as gw, aiohttp.ClientSession() as s:
+        texts = (("text/plain; charset=utf-8", b"hello"),)
+        for tid in ("dlv-a", "dlv-b"):
+            status, _, _ = await post_mm7(
+                s, gw, deliver(texts, transaction_id=tid, time_stamp=sent)
+            )
+            assert status == 200
+        # Without a TimeStamp, a new TransactionID is a new message.
+        for tid in ("dlv-c", "dlv-d"):
+            status, _, _ = await post_mm7(s, gw, deliver(texts, transaction_id=tid))
+            assert status == 200
+        _, listing = await get_json(s, gw, "/v1/inbound")
+        assert len(listing["data"]) == 3

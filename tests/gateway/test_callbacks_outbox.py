@@ -167,7 +167,9 @@ async def test_dead_letter_then_the_stream_moves_on(tmp_path, mmsc, receiver):
 
 
 async def test_events_without_a_callback_url_are_not_queued(tmp_path, mmsc):
-    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+    # The message's own callback_url below is on loopback: allowed explicitly.
+    config = build_config(tmp_path, mmsc.url, webhooks={"allow_private_urls": True})
+    async with running(config) as gw, aiohttp.ClientSession() as s:
         _, mm7_id = await submitted(s, gw, TO)
         await post_mm7(s, gw, delivery_report(mm7_id, TO, "Retrieved"))
         assert await gw.store.read(sql.outbox_counts) == {}
@@ -240,3 +242,30 @@ async def test_kill_9_between_commit_and_webhook_loses_nothing(tmp_path, mmsc):
             assert [item["id"] for item in listing["data"]] == [hook.events[0]["data"]["id"]]
     finally:
         await hook.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data",
+    ],
+)
+async def test_a_client_callback_url_into_our_network_is_refused(tmp_path, mmsc, url):
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        status, body = await send_message(s, gw, TO, callback_url=url)
+        assert status == 400, body
+        assert body["error"]["code"] == "callback_url_forbidden"
+        assert body["error"]["field"] == "callback_url"
+
+
+async def test_link_local_callback_url_is_refused_even_when_private_is_allowed(tmp_path, mmsc):
+    config = build_config(tmp_path, mmsc.url, webhooks={"allow_private_urls": True})
+    async with running(config) as gw, aiohttp.ClientSession() as s:
+        status, body = await send_message(s, gw, TO, callback_url="http://169.254.169.254/x")
+        assert (status, body["error"]["code"]) == (400, "callback_url_forbidden")
+        status, _ = await send_message(s, gw, TO, callback_url="http://10.1.2.3/hook")
+        assert status == 202
