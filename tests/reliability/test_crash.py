@@ -60,6 +60,8 @@ class Ledger:
     errors_before_answer: dict[str, int] = field(default_factory=dict)
     replayed: set[str] = field(default_factory=set)
     other_statuses: list[int] = field(default_factory=list)
+    #: Keys of requests the gateway refused (invalid on purpose): none may be submitted.
+    refused: set[str] = field(default_factory=set)
     sent: int = 0
 
 
@@ -85,6 +87,9 @@ async def send_one(
                         assert r.headers.get("Idempotent-Replayed") == "true"
                         ledger.replayed.add(key)
                     ledger.errors_before_answer[key] = errors
+                    return
+                if r.status == 400:
+                    ledger.refused.add(key)
                     return
                 ledger.other_statuses.append(r.status)
         except (aiohttp.ClientError, OSError, TimeoutError):
@@ -138,8 +143,11 @@ async def test_sigkill_storm_loses_nothing_accepted(tmp_path: Path) -> None:
                     if not killing and i >= MIN_MESSAGES:
                         return
                     to = ["+12025550101", "+12025550102"] if i % 4 == 0 else "+12025550103"
-                    ledger.recipients[f"k{i}"] = 2 if i % 4 == 0 else 1
-                    ledger.sent += 1
+                    if i % 7 == 3:
+                        to = "+1555"  # invalid on purpose: answered 400, never submitted
+                    else:
+                        ledger.recipients[f"k{i}"] = 2 if i % 4 == 0 else 1
+                        ledger.sent += 1
                     await send_one(session, api, f"k{i}", {"to": to, "text": f"m{i}"}, ledger)
                     await asyncio.sleep(0.05)
 
@@ -233,6 +241,7 @@ async def test_sigkill_storm_loses_nothing_accepted(tmp_path: Path) -> None:
         "gateway_starts": gateway.starts,
         "messages_sent": ledger.sent,
         "messages_accepted": len(accepted),
+        "requests_refused_400": len(ledger.refused),
         "requests_errored_then_retried": len(errored),
         "lost_202_replayed": len(ledger.replayed),
         "other_statuses": sorted(set(ledger.other_statuses)),
@@ -250,6 +259,8 @@ async def test_sigkill_storm_loses_nothing_accepted(tmp_path: Path) -> None:
 
     assert kills >= 5
     assert len(accepted) == len(ledger.ids) == ledger.sent, "every request got an answer"
+    assert ledger.refused and not ledger.refused & set(ledger.ids), "a refused request was kept"
+    assert not {f"m{k[1:]}" for k in ledger.refused} & submitted_texts(exchanges)
     assert not accepted - submitted_messages, "accepted but never submitted"
     assert not submitted_messages - accepted, "submitted a message no client had accepted"
     assert stored_messages == len(accepted), "a retried request created a second message"
@@ -260,3 +271,15 @@ async def test_sigkill_storm_loses_nothing_accepted(tmp_path: Path) -> None:
     assert len(inbound_rows) == len(set(inbound_rows)), "an inbound MMS was stored twice"
     assert all(r["delivered"] for r in inbound_results)
     assert len(inbound_1000) == INBOUND
+
+
+def submitted_texts(exchanges: list[Any]) -> set[str]:
+    """The text of every SubmitReq the mock recorded (our test texts are ``m<i>``)."""
+    texts = set()
+    for e in exchanges:
+        if e.direction == "in" and isinstance(e.request, SubmitReq):
+            for attachment in e.request.attachments:
+                for part in (attachment, *attachment.parts):
+                    if part.content_type.startswith("text/plain") and part.data:
+                        texts.add(part.data.decode("utf-8", "replace"))
+    return texts
