@@ -163,8 +163,8 @@ def missing_fields(msg: Message) -> list[str]:
             missing.append("MMStatus")
         if msg.recipient is None and msg.sender is None:
             missing.append("Recipient")  # one MMSC swaps Sender/Recipient: either will do
-    elif isinstance(msg, DeliverReq) and msg.sender is None:
-        missing.append("Sender")
+    # A DeliverReq without Sender is accepted (a Nokia MMSC sends them): it is stored with
+    # no sender; it cannot opt out or be answered, but refusing it would lose the message.
     return missing
 
 

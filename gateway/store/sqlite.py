@@ -10,6 +10,7 @@ after a durable commit, while many concurrent requests share one fsync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sqlite3
@@ -58,12 +59,43 @@ def aggregate_status(statuses: list[str]) -> str:
 
 
 class _Op:
-    __slots__ = ("fn", "future", "write")
+    """One queued operation; ``future`` belongs to the caller's event loop.
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any], write: bool) -> None:
+    The store thread never touches the asyncio future directly (not thread-safe): it
+    reports a whole group's outcomes with one ``call_soon_threadsafe`` (one loop wake-up per
+    group commit, not one per operation).
+    """
+
+    __slots__ = ("fn", "future", "loop", "write")
+
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any], write: bool, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.fn = fn
         self.write = write
-        self.future: Future[Any] = Future()
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+def _settle(outcomes: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    """On the event loop: hand each operation's outcome to its caller."""
+    for op, value, failure in outcomes:
+        if op.future.done():  # the caller was cancelled meanwhile
+            continue
+        if failure is not None:
+            op.future.set_exception(failure)
+        else:
+            op.future.set_result(value)
+
+
+def _deliver(outcomes: list[tuple[_Op, Any, BaseException | None]]) -> None:
+    """From the store thread: schedule :func:`_settle` once per event loop involved."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, Any, BaseException | None]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle, items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +184,10 @@ class SqliteStore:
             if writes:
                 conn.execute("BEGIN IMMEDIATE")
             for op in group:
-                # A caller cancelled while queued gets nothing run; once running, the
-                # future can no longer be cancelled, so setting its result is safe.
-                if not op.future.set_running_or_notify_cancel():
+                # A caller cancelled while queued gets nothing run (reading ``cancelled()``
+                # from this thread is a benign race: at worst a just-cancelled op still
+                # runs, as a cancel after it started would).
+                if op.future.cancelled():
                     continue
                 if op.write:
                     conn.execute("SAVEPOINT op")
@@ -176,22 +209,16 @@ class SqliteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             error = StoreError(f"database commit failed: {exc}")
-            for op in group:
-                if not op.future.done():
-                    op.future.set_exception(error)
+            _deliver([(op, None, error) for op in group])
             return
-        for op, value, failure in results:
-            if failure is not None:
-                op.future.set_exception(failure)
-            else:
-                op.future.set_result(value)
+        _deliver(results)
 
     async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         if self._thread is None:
             raise StoreError("store is not open")
-        op = _Op(fn, write)
+        op = _Op(fn, write, asyncio.get_running_loop())
         self._queue.put(op)
-        result: T = await asyncio.wrap_future(op.future)
+        result: T = await op.future
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -217,7 +217,6 @@ DELIVER = DeliverReq(
         (REPORT, ("MMStatus",), "MMStatus"),
         (REPORT, ("Recipient", "Sender"), "Recipient"),
         (READ, ("MessageID",), "MessageID"),
-        (DELIVER, ("Sender",), "Sender"),
     ],
 )
 async def test_callbacks_missing_mandatory_elements_get_4004(
@@ -239,3 +238,15 @@ async def test_callbacks_missing_mandatory_elements_get_4004(
         assert missing in (answer.status_text or "")
         assert answer.transaction_id == message.transaction_id
         assert await gw.store.read(count) == before, "a refused callback was stored"
+
+
+async def test_deliver_without_sender_is_accepted_and_stored(tmp_path, mmsc):
+    """Sender is mandatory, but one MMSC omits it: keep the message rather than lose it."""
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        status, body, _ = await post_mm7(s, gw, without(DELIVER, "Sender"))
+        assert status == 200
+        assert decode(body).status_code == 1000
+        rows = await gw.store.read(
+            lambda c: c.execute("SELECT sender, recipient FROM inbound_messages").fetchall()
+        )
+        assert rows == [(None, "12345")]

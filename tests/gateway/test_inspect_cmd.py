@@ -156,3 +156,28 @@ def test_through_the_mm7_gateway_command() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["type"] == "ReadReplyReq"
+
+
+def _index() -> list[dict[str, object]]:
+    path = shared_mm7_path() / "samples" / "INDEX.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+@pytest.mark.parametrize("entry", _index(), ids=lambda e: str(e["file"]))
+def test_inspect_follows_every_sample_verdict(entry: dict[str, object]) -> None:
+    """Every shared sample: decoded (exit 0, its type) unless INDEX says a tolerant parser
+    rejects it, then one line on stderr and exit 1 (never a traceback)."""
+    verdict = str(entry["tolerant_parser_expectation"])
+    result = run(shared_mm7_path() / "samples" / str(entry["file"]))
+    if verdict.startswith("reject: not well-formed"):
+        assert result.returncode == 1
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+        return
+    if verdict.startswith("reject (or normalise namespace)"):
+        # Either is right; what is never right is a crash.
+        assert result.returncode in (0, 1) and "Traceback" not in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    # INDEX names faults "Fault/RSErrorRsp": the decoded type is the one carried.
+    assert report["type"].lower() in str(entry["message"]).lower().split("/")
