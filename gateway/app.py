@@ -166,6 +166,7 @@ class Gateway:
                     max_image_pixels=m.max_image_pixels,
                     allowed_types=frozenset(m.allowed_types) if m.allowed_types else None,
                     sender=m.sender,
+                    allow_first_frame=m.allow_first_frame,
                 )
                 for m in config.mmsc
             },
@@ -216,9 +217,9 @@ class Gateway:
         return app
 
     def _media_action(self, action: str) -> None:
-        label = {"first_frame": "adapted", "generated": None, "too_large": "rejected"}.get(
-            action, action
-        )
+        # Per-part pipeline actions onto the metric's labels; "too_large" parts only occur
+        # in a result that does not fit, which is counted once as link_fallback/rejected.
+        label = {"first_frame": "adapted", "generated": None, "too_large": None}.get(action, action)
         if label is not None:
             self.metrics.media_adaptations_total.labels(result=label).inc()
 

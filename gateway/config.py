@@ -289,6 +289,9 @@ class MmscConfig(_Section):
     media_policy: Literal["adapt", "link", "reject"] = "adapt"
     max_image_pixels: Count | None = None
     allowed_types: tuple[str, ...] | None = None
+    #: An animation that cannot fit even with frames dropped may be sent as its first
+    #: frame (a still image); False: it goes to ``media_policy``'s fallback instead.
+    allow_first_frame: Flag = True
 
     @field_validator("version")
     @classmethod

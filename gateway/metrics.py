@@ -58,7 +58,12 @@ MM_STATUSES: Final = (*MM_DELIVERY_STATUSES, "numeric_success", "numeric_failure
 #: ``mm7gw_webhook_deliveries_total{outcome}``.
 WEBHOOK_OUTCOMES: Final = ("delivered", "retry", "dead_letter")
 #: ``mm7gw_media_adaptations_total{result}``.
-MEDIA_RESULTS: Final = ("unchanged", "adapted", "converted", "link_fallback", "rejected")
+#: ``mm7gw_media_adaptations_total{result}``, one per media part: sent as given, stripped
+#: of metadata (losslessly), re-encoded smaller, converted to another format; or, per
+#: message, sent as a link instead, or refused (413/422).
+MEDIA_RESULTS: Final = (
+    "unchanged", "stripped", "adapted", "converted", "link_fallback", "rejected"
+)  # fmt: skip
 #: ``mm7gw_api_requests_total{method}``.
 HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: protocol names its leniencies in short snake_case and exposes no list of them, so the

@@ -32,7 +32,7 @@ from gateway.errors import (
     UnsupportedMedia,
     ValidationError,
 )
-from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts, sniff
+from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media_fetch import FetchPolicy, address_allowed, fetch_media
 from gateway.media_store import MediaStore
@@ -47,6 +47,8 @@ ADAPT_CACHE_ENTRIES = 32
 #: Bytes the SOAP envelope and MIME framing add around the content, before recipients
 #: (measured: ~1.2 KB with one recipient).
 ENVELOPE_OVERHEAD = 2048
+#: "Any size": the budget of media that goes by link rather than inside an MM7 body.
+NO_BUDGET = 1 << 40
 #: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
 RECIPIENT_OVERHEAD = 64
 
@@ -81,14 +83,21 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
         )
 
 
-def _sniff_all(media: list[tuple[str, bytes]]) -> None:
-    for index, (declared, data) in enumerate(media):
-        try:
-            sniff(data, declared, index=index, name=f"media[{index}]")
-        except MediaTooLargeError as exc:
-            raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
-        except PipelineMediaError as exc:
-            raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+def _clean_for_link(media: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Media as a link serves it: sniffed (anything we would not carry is refused, as on
+    the MMS path), EXIF orientation applied and metadata (GPS...) stripped, at full size
+    (no budget: nothing is scaled down)."""
+    parts = [
+        MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
+        for i, (ct, data) in enumerate(media)
+    ]
+    try:
+        result = adapt_parts(parts, budget_bytes=NO_BUDGET, add_smil=False)
+    except MediaTooLargeError as exc:
+        raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+    except PipelineMediaError as exc:
+        raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+    return [(p.content_type, p.data) for p in result.parts]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,7 @@ class RouteLimits:
     max_image_pixels: int | None = None
     allowed_types: frozenset[str] | None = None
     sender: str | None = None
+    allow_first_frame: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +247,13 @@ class SubmissionService:
         if not all(self.limits[r].mms for r in set(routes)):
             # Not carried as MMS, but still handed out by our own public URL: only media we
             # would have carried, sniffed from its bytes like any other part.
-            await asyncio.to_thread(_sniff_all, media)
-            return await self._link_fallback(request, media, original, "route does not take MMS")
+            try:
+                return await self._link_fallback(
+                    request, media, original, "route does not take MMS"
+                )
+            except (PayloadTooLarge, UnsupportedMedia):
+                self.on_media_action("rejected")
+                raise
         overhead = envelope_overhead(
             max(
                 min(self.limits[r].max_recipients_per_submit, routes.count(r)) for r in set(routes)
@@ -248,12 +263,16 @@ class SubmissionService:
         try:
             result, digests = await self._adapt(parts, budget, first, overhead)
         except MediaTooLargeError as exc:
+            self.on_media_action("rejected")
             raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
         except PipelineMediaError as exc:
+            self.on_media_action("rejected")
             raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
-        for action in result.actions:
-            self.on_media_action(action)
         if result.fits:
+            # One count per media part (not the text or the generated SMIL).
+            for action, part in zip(result.actions, result.parts, strict=True):
+                if not part.content_type.startswith(("text/plain", "application/smil")):
+                    self.on_media_action(action)
             return Content(
                 parts=list(result.parts),
                 text=request.text,
@@ -263,6 +282,7 @@ class SubmissionService:
                 digests=digests,
             )
         if first.media_policy == "reject":
+            self.on_media_action("rejected")
             raise PayloadTooLarge(
                 f"the media cannot fit the {budget}-byte limit of route {routes[0]}",
                 field="media",
@@ -286,6 +306,7 @@ class SubmissionService:
             limits.allowed_types,
             limits.media_policy,
             limits.transfer_encoding,
+            limits.allow_first_frame,
         )
         cached = self._adapt_cache.get(key)
         if cached is not None:
@@ -301,6 +322,7 @@ class SubmissionService:
                 allowed_types=limits.allowed_types,
                 policy=limits.media_policy,
                 transfer_encoding=limits.transfer_encoding,
+                allow_first_frame=limits.allow_first_frame,
                 add_smil=True,
             )
             return result, tuple(hashlib.sha256(p.data).hexdigest() for p in result.parts)
@@ -317,7 +339,7 @@ class SubmissionService:
         if self.link_for is None:
             raise PayloadTooLarge(f"{why} and link fallback is not available", field="media")
         links = []
-        for _, data in media:
+        for _, data in await asyncio.to_thread(_clean_for_link, media):
             digest = await self.media_store.put(data)
             links.append(self.link_for(digest))
         self.on_media_action("link_fallback")

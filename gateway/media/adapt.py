@@ -60,6 +60,10 @@ _OUTPUT_TYPES: Final = ("image/jpeg", "image/png")
 _ANIMATED_TYPES: Final = frozenset({"image/gif", "image/webp"})
 #: "No budget": encode once with the best settings (policies that do not adapt).
 _UNBOUNDED: Final = 1 << 62
+#: Try a lossless strip only for images at most this many times their share: metadata is
+#: rarely a large part of a file, and a 12 MP photo headed for a re-encode anyway should not
+#: pay for a scan of its bytes.
+_STRIP_FIT_RATIO: Final = 2
 
 
 def wire_size(size: int, transfer_encoding: Literal["binary", "base64"]) -> int:
@@ -241,8 +245,8 @@ class _Plan:
             and top >= 1
             and source.orientation == 1  # a rotation needs a re-encode, not a strip
         ):
-            clean = strip_metadata(info.content_type, part.data)
-            if clean is not None and (len(clean) <= share or not search):
+            clean = self._strip(part.data, info, share, search)
+            if clean is not None:
                 if clean == part.data:
                     source.verify()
                 else:
@@ -269,8 +273,8 @@ class _Plan:
         """
         part, info = image.part, image.info
         if info.content_type in self.image_types and top >= 1:
-            clean = strip_metadata(info.content_type, part.data)
-            if clean is not None and (len(clean) <= share or not search):
+            clean = self._strip(part.data, info, share, search)
+            if clean is not None:
                 return _passed(part, clean)
         if "image/gif" not in self.image_types:
             return None
@@ -280,6 +284,16 @@ class _Plan:
             return None
         action: Action = "adapted" if info.content_type == "image/gif" else "converted"
         return dataclasses.replace(part, content_type="image/gif", data=encoded), action
+
+    @staticmethod
+    def _strip(data: bytes, info: Sniffed, share: int, search: bool) -> bytes | None:
+        """``data`` stripped losslessly if that is sendable in ``share`` bytes, else None."""
+        if search and len(data) > _STRIP_FIT_RATIO * share:
+            return None
+        clean = strip_metadata(info.content_type, data)
+        if clean is None or (search and len(clean) > share):
+            return None
+        return clean
 
     def _output_type(self, alpha: bool, where: Where) -> str:
         preferred = reversed(_OUTPUT_TYPES) if alpha else iter(_OUTPUT_TYPES)

@@ -43,9 +43,10 @@ _JPEG_KEPT_APP: Final = {
     0xE2: b"ICC_PROFILE\x00",
     0xEE: b"Adobe",
 }
-#: The next marker inside entropy-coded data: 0xFF (plus fill bytes) followed by anything
-#: but a stuffed zero or a restart marker.
-_NEXT_MARKER: Final = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+#: The next marker inside entropy-coded data: 0xFF followed by anything but a stuffed zero
+#: or a restart marker (another 0xFF: fill bytes before the marker). No quantifier: a
+#: literal-prefix search, about 1 ms a megabyte.
+_NEXT_MARKER: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def strip_jpeg(data: bytes) -> bytes | None:
@@ -61,21 +62,23 @@ def strip_jpeg(data: bytes) -> bytes | None:
             if found is None:
                 return None  # no EOI: truncated
             out.append(data[pos : found.start()])
-            marker, pos = found.group(1)[0], found.end()
-        else:
-            if pos >= size or data[pos] != 0xFF:
-                return None
-            while pos < size and data[pos] == 0xFF:
-                pos += 1  # fill bytes
-            if pos >= size:
-                return None
-            marker, pos = data[pos], pos + 1
+            pos = found.start()
+        elif pos >= size or data[pos] != 0xFF:
+            return None
+        while pos < size and data[pos] == 0xFF:
+            pos += 1  # the marker's 0xFF and any fill bytes
+        if pos >= size:
+            return None
+        marker, pos = data[pos], pos + 1
         if marker == _EOI:
             if not in_scan:
                 return None  # no image data at all
             out.append(b"\xff\xd9")
             return b"".join(out)
-        if marker == 0x00 or 0xD0 <= marker <= 0xD7 or marker == 0xD8:
+        if in_scan and 0xD0 <= marker <= 0xD7:  # a restart marker after fill bytes
+            out.append(bytes((0xFF, marker)))
+            continue
+        if marker == 0x00 or 0xD0 <= marker <= 0xD8:
             return None  # stuffing, restart or a second SOI outside entropy data
         if marker == 0x01:  # TEM: no length
             out.append(b"\xff\x01")

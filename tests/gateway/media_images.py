@@ -6,6 +6,7 @@ picture's, not like a flat colour's.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 
@@ -33,12 +34,16 @@ def jpeg(image: Image.Image, quality: int = 92, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def png_with_alpha(width: int, height: int) -> bytes:
+def alpha_photo(width: int, height: int) -> Image.Image:
     """RGBA with a real alpha ramp (transparent to opaque) over a photo."""
     rgba = photo(width, height).convert("RGBA")
     rgba.putalpha(Image.linear_gradient("L").rotate(90).resize((width, height)))
+    return rgba
+
+
+def png_with_alpha(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
-    rgba.save(buffer, "PNG")
+    alpha_photo(width, height).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -63,13 +68,15 @@ def cmyk_jpeg(width: int, height: int) -> bytes:
     return jpeg(photo(width, height).convert("CMYK"), quality=95)
 
 
-def rotated_jpeg() -> tuple[bytes, Image.Image]:
-    """400x200 stored, left half red, right half blue, EXIF orientation 6 (90° CW)."""
-    image = Image.new("RGB", (400, 200), (255, 0, 0))
-    image.paste((0, 0, 255), (200, 0, 400, 200))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return jpeg(image, quality=95, exif=exif.tobytes()), image
+def rotated_jpeg(width: int = 400, height: int = 200) -> tuple[bytes, Image.Image]:
+    """Stored left half red, right half blue (with grain), EXIF orientation 6 (90° CW).
+
+    It carries all the metadata of :func:`tagged_jpeg` too (GPS, XMP, comment, …).
+    """
+    image = Image.new("RGB", (width, height), (255, 0, 0))
+    image.paste((0, 0, 255), (width // 2, 0, width, height))
+    image = Image.blend(image, photo(width, height), 0.2)
+    return tagged_jpeg(image, orientation=6, quality=95), image
 
 
 def webp(width: int, height: int) -> bytes:
@@ -92,8 +99,12 @@ SENTINEL = b"SENTINEL-do-not-leak"
 GPS_LATITUDE = (43.0, 39.0, 12.5)
 
 
+@functools.cache
 def srgb_icc() -> bytes:
-    """An ICC profile (sRGB) to check that colour profiles survive a lossless strip."""
+    """An ICC profile (sRGB) to check that colour profiles survive a lossless strip.
+
+    Cached: LittleCMS stamps each new profile with the current time.
+    """
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -108,10 +119,14 @@ def exif(orientation: int = 1) -> Image.Exif:
     return tags
 
 
-XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description>' + SENTINEL + b"</rdf:Description></x:xmpmeta>"
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description>'
+    + SENTINEL
+    + b"</rdf:Description></x:xmpmeta>"
+)
 
 
-def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
     return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
 
 
@@ -131,11 +146,11 @@ def tagged_jpeg(
     )
     iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">I", 24)
     iptc += b"\x1c\x02\x78" + struct.pack(">H", len(SENTINEL)) + SENTINEL + b"\x00"
-    extra = _jpeg_segment(0xED, iptc) + _jpeg_segment(0xEC, b"Ducky\x00" + SENTINEL)
+    extra = jpeg_segment(0xED, iptc) + jpeg_segment(0xEC, b"Ducky\x00" + SENTINEL)
     data = data[:2] + extra + data[2:]
     if progressive:  # a comment before the second scan
         second = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
-        data = data[:second] + _jpeg_segment(0xFE, SENTINEL) + data[second:]
+        data = data[:second] + jpeg_segment(0xFE, SENTINEL) + data[second:]
     # What phones append after EOI: another JPEG (a depth map) with its own EXIF.
     trailer = jpeg(Image.new("L", (16, 16), 128), exif=exif().tobytes())
     return data + trailer
@@ -159,13 +174,11 @@ def tagged_png(image: Image.Image, *, orientation: int = 1) -> bytes:
 def tagged_gif(width: int = 160, height: int = 120, frames: int = 6) -> bytes:
     """An animated GIF (looping) with a comment and an XMP application extension."""
     data = animated_gif(width, height, frames)
-    buffer = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(buffer, "GIF", save_all=True, comment=SENTINEL, loop=0)
-    data = buffer.getvalue()
     packed = data[10]
     start = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+    comment = b"\x21\xfe" + bytes((len(SENTINEL),)) + SENTINEL + b"\x00"
     xmp = b"\x21\xff\x0bXMP DataXMP" + bytes((len(XMP),)) + XMP + b"\x00"
-    return data[:start] + xmp + data[start:]
+    return data[:start] + comment + xmp + data[start:]
 
 
 def tagged_webp(image: Image.Image) -> bytes:
@@ -230,9 +243,8 @@ def metadata_left(data: bytes) -> list[str]:
             found.append("GPS")
         if tags:
             found.append(f"EXIF tags {sorted(tags)}")
-        for key in ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "mp"):
-            if image.info.get(key):
-                found.append(key)
+        keys = ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "mp")
+        found.extend(key for key in keys if image.info.get(key))
         if getattr(image, "text", None):
             found.append("PNG text")
         if getattr(image, "n_frames", 1) > 1 and image.format == "MPO":

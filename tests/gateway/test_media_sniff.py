@@ -95,6 +95,12 @@ def test_animated_gif_frames() -> None:
     assert sniffed.frames == 5
 
 
+def test_mpo_is_a_jpeg_still() -> None:
+    # Phones append depth or gain maps to their JPEGs (MPF); Pillow calls that MPO.
+    sniffed = sniff(media_images.mpo(media_images.photo(64, 48)), "image/jpeg")
+    assert (sniffed.content_type, sniffed.frames, sniffed.animated) == ("image/jpeg", 1, False)
+
+
 @pytest.mark.parametrize(
     ("data", "what"),
     [

@@ -135,3 +135,38 @@ async def test_dropped_connections_are_retried(tmp_path, mock_mmsc, run_gateway)
     assert resource["last_error"]
     await mock.configure(drop_rate=0.0)
     await gw.wait_status(body["id"], {"submitted"})
+
+
+async def test_linked_media_is_served_without_metadata(tmp_path, mock_mmsc, run_gateway):
+    """A link hands the media to anyone with the URL: GPS and the rest are stripped first."""
+    from tests.gateway import media_images
+
+    mock = await mock_mmsc()
+    gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_mms=False))
+    tagged = media_images.tagged_jpeg(media_images.photo(320, 240))
+    assert media_images.metadata_left(tagged), "the input must carry metadata"
+    status, body = await gw.submit(
+        {"to": TO, "text": "see", "media": [{"content_type": "image/jpeg", "data": b64(tagged)}]}
+    )
+    assert status == 202, body
+    record = await gw.gateway.store.get_message(body["id"])
+    url = record.text.splitlines()[-1]
+    async with gw.session.get(url) as r:
+        assert r.status == 200
+        served = await r.read()
+    assert media_images.metadata_left(served) == []
+    metrics = gw.gateway.metrics.registry
+    assert (
+        metrics.get_sample_value("mm7gw_media_adaptations_total", {"result": "link_fallback"}) == 1
+    )
+
+
+async def test_refused_media_is_counted(tmp_path, mock_mmsc, run_gateway):
+    mock = await mock_mmsc()
+    gw = await run_gateway(make_config(tmp_path, mock.url))
+    status, body = await gw.submit(
+        {"to": TO, "media": [{"content_type": "application/pdf", "data": b64(b"%PDF-1.4 x")}]}
+    )
+    assert (status, body["error"]["code"]) == (422, "unsupported_media")
+    metrics = gw.gateway.metrics.registry
+    assert metrics.get_sample_value("mm7gw_media_adaptations_total", {"result": "rejected"}) == 1
