@@ -131,7 +131,12 @@ def refresh_message_status(conn: sqlite3.Connection, message_id: str, now: float
 
 
 def batch_status_changed(
-    conn: sqlite3.Connection, message_id: str, batch_id: int, state: str, now: float
+    conn: sqlite3.Connection,
+    message_id: str,
+    batch_id: int,
+    state: str,
+    now: float,
+    mm7_message_id: str | None,
 ) -> None:
     """Hook for ``gateway.store.sqlite._finish_batch`` (same transaction as the change).
 
@@ -147,13 +152,12 @@ def batch_status_changed(
         )
     ]
     message_status_event(conn, message_id, changed, now)
-    row = conn.execute("SELECT mm7_message_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
-    if row is None or row[0] is None:
+    if mm7_message_id is None:
         return
     early = conn.execute(
         "SELECT id FROM delivery_reports WHERE mm7_message_id = ? AND outcome = 'unmatched' "
         "ORDER BY id",
-        (row[0],),
+        (mm7_message_id,),
     ).fetchall()
     for (report_id,) in early:
         correlate_report(conn, int(report_id), now)

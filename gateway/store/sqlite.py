@@ -292,14 +292,11 @@ class SqliteStore:
     async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> bool:
         """Record a successful SubmitRsp; True when a cancel was requested meanwhile."""
 
-        def op(conn: sqlite3.Connection) -> bool:
-            _finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
-            row = conn.execute(
-                "SELECT cancel_requested FROM batches WHERE id = ?", (batch_id,)
-            ).fetchone()
-            return bool(row and row[0])
-
-        return await self.write(op)
+        return await self.write(
+            lambda conn: _finish_batch(
+                conn, batch_id, "submitted", "submitted", None, now, mm7_message_id
+            )
+        )
 
     async def pending_cancels(self, route: str) -> list[tuple[int, str, str]]:
         """Submitted batches of ``route`` whose cancel was requested but not yet done.
@@ -472,20 +469,23 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
     by_route: dict[str, list[tuple[int, str]]] = {}
     for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
         by_route.setdefault(route, []).append((idx, address))
+    ordinal = 0
     for route, members in by_route.items():
         size = max(1, new.batch_sizes.get(route, 1))
         for start in range(0, len(members), size):
+            ordinal += 1
+            # The TransactionID is fixed for the batch's life (retries keep it, so MMSCs
+            # that de-duplicate on it can); message id + ordinal is unique without a lookup.
             # RETURNING (not lastrowid): portable to PostgreSQL.
             batch_id = conn.execute(
                 "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
                 "expires_at, transaction_id, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', 0, ?, ?, '', ?, ?) RETURNING id",
-                (new.id, route, new.send_at, new.expires_at, new.created_at, new.created_at),
-            ).fetchone()[0]
-            conn.execute(
-                "UPDATE batches SET transaction_id = ? WHERE id = ?",
-                (f"{new.id}-{batch_id}", batch_id),
-            )
+                "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    new.id, route, new.send_at, new.expires_at, f"{new.id}-{ordinal}",
+                    new.created_at, new.created_at,
+                ),
+            ).fetchone()[0]  # fmt: skip
             recipient_rows.extend(
                 (new.id, idx, address, batch_id, new.created_at)
                 for idx, address in members[start : start + size]
@@ -495,9 +495,38 @@ def _create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageR
         "VALUES (?, ?, ?, 'queued', ?, ?)",
         recipient_rows,
     )
-    record = _load_message(conn, new.id)
-    if record is None:  # pragma: no cover - inserted above
-        raise StoreError("inserted message vanished")
+    # What _load_message would read back, built from what was just written (a new message:
+    # every recipient queued, nothing attempted).
+    record = MessageRecord(
+        id=new.id,
+        api_key=new.api_key,
+        route=new.route,
+        status="queued",
+        sender=new.sender,
+        subject=new.subject,
+        text=new.text,
+        parts=new.parts,
+        priority=new.priority,
+        delivery_report=new.delivery_report,
+        read_report=new.read_report,
+        callback_url=new.callback_url,
+        client_ref=new.client_ref,
+        idempotency_key=new.idempotency_key,
+        request_hash=new.request_hash,
+        fallback=new.fallback,
+        original_bytes=new.original_bytes,
+        adapted_bytes=new.adapted_bytes,
+        attempts=0,
+        last_error=None,
+        created_at=float(new.created_at),
+        updated_at=float(new.created_at),
+        send_at=float(new.send_at),
+        expires_at=float(new.expires_at),
+        recipients=tuple(
+            RecipientRecord(address=address, status="queued", updated_at=float(new.created_at))
+            for address in new.recipients
+        ),
+    )
     return record, True
 
 
@@ -617,8 +646,12 @@ def _finish_batch(
     error: str | None,
     now: float,
     mm7_message_id: str | None,
-) -> None:
-    row = conn.execute("SELECT message_id FROM batches WHERE id = ?", (batch_id,)).fetchone()
+) -> bool:
+    """Move a batch and its unfinished recipients to a state; True if a cancel is pending."""
+    row = conn.execute(
+        "SELECT message_id, cancel_requested, mm7_message_id FROM batches WHERE id = ?",
+        (batch_id,),
+    ).fetchone()
     if row is None:
         raise StoreError(f"no batch {batch_id}")
     conn.execute(
@@ -645,7 +678,8 @@ def _finish_batch(
     # state change and its event commit together and in order (transactional outbox).
     from gateway.callbacks.sql import batch_status_changed  # noqa: PLC0415 - store loads first
 
-    batch_status_changed(conn, row[0], batch_id, recipient_state, now)
+    batch_status_changed(conn, row[0], batch_id, recipient_state, now, mm7_message_id or row[2])
+    return bool(row[1])
 
 
 def _cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> CancelPlan:
