@@ -15,6 +15,7 @@ keys, in free-text keys and in the event text, unless ``mask_numbers`` is off.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -78,21 +79,27 @@ def mask_number(text: str) -> str:
 
 
 def _is_secret(key: str) -> bool:
-    lowered = key.lower().replace("-", "_")
-    return lowered in SECRET_KEYS or lowered.endswith(_SECRET_SUFFIXES)
+    return _key_class(key)[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_class(key: str) -> tuple[bool, bool]:
+    """(a secret?, may hold a phone number?) for a log key; keys are few, calls many."""
+    lowered = key.lower()
+    normal = lowered.replace("-", "_")
+    secret = normal in SECRET_KEYS or normal.endswith(_SECRET_SUFFIXES)
+    return secret, lowered in NUMBER_KEYS or lowered in _TEXT_KEYS
 
 
 def _scrub(key: str, value: Any, mask_numbers: bool, depth: int) -> Any:
     """Redact one value; recurse into mappings and sequences (headers, recipient lists)."""
-    if _is_secret(key):
+    secret, numbers = _key_class(key)
+    if secret:
         return REDACTED
+    if isinstance(value, str):
+        return mask_number(value) if mask_numbers and numbers else value
     if isinstance(value, bytes | bytearray | memoryview):
         return f"[{len(value)} bytes]"
-    lowered = key.lower()
-    if isinstance(value, str):
-        if mask_numbers and (lowered in NUMBER_KEYS or lowered in _TEXT_KEYS):
-            return mask_number(value)
-        return value
     if depth >= _MAX_DEPTH:
         return value
     if isinstance(value, Mapping):
@@ -179,6 +186,12 @@ def configure_logging(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
+    # Nothing we render uses the caller's file/line, thread or process: skip collecting
+    # them for every record (the logging HOWTO's "optimization" switches).
+    logging._srcfile = None  # noqa: SLF001
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     setattr(handler, _HANDLER_MARK, True)
