@@ -148,6 +148,7 @@ class Gateway:
             for m in config.mmsc
         }
         self.worker_tasks: dict[str, asyncio.Task[None]] = {}
+        self._resume_task: asyncio.Task[None] | None = None
         self.http: aiohttp.ClientSession | None = None
         self.listeners = Listeners()
         self.started_at = clock()
@@ -316,9 +317,7 @@ class Gateway:
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
         # Cancels asked for while a submission was in flight, not done before a stop.
-        self._resume_task: asyncio.Task[None] | None = asyncio.create_task(
-            self._resume_cancels(), name="resume-cancels"
-        )
+        self._resume_task = asyncio.create_task(self._resume_cancels(), name="resume-cancels")
         listen = self.config.listen
         self.listeners.api = await self._serve(self.api_app, listen.api)
         self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
@@ -350,7 +349,7 @@ class Gateway:
 
     async def stop(self) -> None:
         grace = self.config.gateway.shutdown_grace_seconds
-        resume = getattr(self, "_resume_task", None)
+        resume = self._resume_task
         if resume is not None and not resume.done():
             resume.cancel()
             await asyncio.gather(resume, return_exceptions=True)

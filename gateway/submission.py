@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -38,6 +38,9 @@ from gateway.media_fetch import FetchPolicy, address_allowed, fetch_media
 from gateway.media_store import MediaStore
 from gateway.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
+
+if TYPE_CHECKING:
+    from gateway.callbacks.optout import OptOut
 
 log = structlog.get_logger("gateway.submission")
 
@@ -178,6 +181,8 @@ class SubmissionService:
         allow_private_callbacks: bool = False,
     ) -> None:
         self.allow_private_callbacks = allow_private_callbacks
+        #: The suppression list, set by the callbacks package once it has started.
+        self.optout: OptOut | None = None
         self.store = store
         self.media_store = media_store
         self.router = router
@@ -398,9 +403,9 @@ class SubmissionService:
         *,
         check_optout: bool,
     ) -> tuple[MessageRecord, bool]:
-        # Opt-out (issue 5): ``optout`` is attached by Callbacks.start(); a recipient that
-        # sent STOP to this sender is refused with 403.
-        optout = getattr(self, "optout", None)
+        # Opt-out: ``optout`` is attached by Callbacks.start(); a recipient that sent STOP
+        # to this sender is refused with 403.
+        optout = self.optout
         if optout is not None and check_optout:
             blocked = await optout.check(request.to, routes, request.sender)
             if blocked:

@@ -179,7 +179,7 @@ class Callbacks:
         self.signing_key = await asyncio.to_thread(load_signing_key, _secret(configured), path)
         targets = dict(self.targets)
         await self.gateway.store.write(lambda conn: sql.sync_webhook_targets(conn, targets))
-        self.gateway.submissions.optout = self.optout  # type: ignore[attr-defined]
+        self.gateway.submissions.optout = self.optout
         await self.outbox.start()
 
     async def stop(self) -> None:
