@@ -572,7 +572,10 @@ class _Reader:
         if href is None:
             self.note("content_without_href")
             href = ""
-        allow = attribute(element, "allowAdaptations")
+        # Most Content elements carry a plain href alone: look no further then.
+        attrib = element.attrib
+        alone = len(attrib) == 1 and "href" in attrib
+        allow = None if alone else attribute(element, "allowAdaptations")
         return ContentReference(
             href=href,
             allow_adaptations=read_bool(allow, self.leniencies) if allow is not None else None,
