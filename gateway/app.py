@@ -8,6 +8,7 @@ and the daemon both use it; nothing here reads the environment or module globals
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -28,14 +29,16 @@ from gateway.api.routes import (
     MAX_BODY,
     MAX_MEDIA,
     MAX_RECIPIENTS,
+    REPLACER,
     SUBMISSIONS,
     add_routes,
 )
+from gateway.api.schemas import ReplaceRequest, SubmitRequest
 from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
 from gateway.dispatcher import MediaCache, RecentMessages, RouteSettings, RouteWorker
-from gateway.errors import CancelRefused, MmscUnavailable
+from gateway.errors import CancelRefused, MmscUnavailable, StateConflict
 from gateway.media_fetch import FetchPolicy
 from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
@@ -210,6 +213,7 @@ class Gateway:
         )
         app[SUBMISSIONS] = self.submissions
         app[CANCELLER] = self.cancel
+        app[REPLACER] = self.replace
         app[MAX_RECIPIENTS] = self.config.gateway.max_recipients_per_message
         app[MAX_MEDIA] = self.config.gateway.max_media_parts
         app[MAX_BODY] = self.config.gateway.max_body_bytes
@@ -295,6 +299,81 @@ class Gateway:
                 "sent again when the route's worker next starts"
             )
         updated = await self.store.get_message(record.id)
+        return updated or record
+
+    async def replace(self, record: MessageRecord, replacement: ReplaceRequest) -> MessageRecord:
+        """PUT /v1/messages/{id}: new content for what is queued; MM7 ReplaceReq for what
+        the MMSC accepted and has not delivered yet."""
+        plan = await self.store.replace_plan(record.id)
+        if plan.in_flight:
+            raise StateConflict(
+                "a SubmitReq of this message is on the wire; try again in a moment",
+                code="message_in_flight",
+                retry_after=1,
+            )
+        if not plan.queued and not plan.submitted:
+            raise StateConflict(
+                f"the message is {record.status}: nothing is left to replace",
+                code="message_final",
+            )
+        request = SubmitRequest(
+            to=tuple(r.address for r in record.recipients),
+            sender=record.sender,
+            subject=replacement.subject,
+            text=replacement.text,
+            media=replacement.media,
+        )
+        # Each route counted once per recipient: the envelope budget then assumes the
+        # fullest batch possible (conservative; which recipient is on which route does not
+        # matter for fitting the content).
+        routes = plan.routes * max(1, len(record.recipients))
+        content, parts = await self.submissions.build_content(request, routes)
+        candidate = dataclasses.replace(
+            record,
+            subject=replacement.subject,
+            text=content.text,
+            parts=parts,
+            fallback=content.fallback,
+        )
+        refused: list[str] = []
+        unreachable = 0
+        stamp = int(self.clock() * 1000)
+        for batch_id, route, mm7_message_id in plan.submitted:
+            worker = self.workers.get(route)
+            if worker is None:
+                continue
+            response = await worker.replace_submitted(
+                mm7_message_id, f"{record.id}-replace-{batch_id}-{stamp}", candidate
+            )
+            if response is None:
+                unreachable += 1
+            elif response.status_code // 1000 != 1:
+                refused.append(f"{response.status_code} {response.status_text or ''}".strip())
+        log.info(
+            "replace requested",
+            message_id=record.id,
+            queued=plan.queued,
+            replaced_at_mmsc=len(plan.submitted) - len(refused) - unreachable,
+            refused=len(refused),
+            unreachable=unreachable,
+        )
+        if refused:
+            raise StateConflict(
+                f"the MMSC refused to replace: {'; '.join(refused)}", code="replace_refused"
+            )
+        if unreachable:
+            raise MmscUnavailable("the MMSC did not answer the ReplaceReq; nothing was changed")
+        updated = await self.store.replace_content(
+            record.id,
+            subject=replacement.subject,
+            text=content.text,
+            parts=parts,
+            fallback=content.fallback,
+            original_bytes=content.original,
+            adapted_bytes=content.adapted,
+            now=self.clock(),
+        )
+        self.recent.discard(record.id)  # queued batches must send the new content
         return updated or record
 
     async def _resume_cancels(self) -> None:

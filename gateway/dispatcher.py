@@ -37,6 +37,7 @@ from protocol import (
     ErrorRsp,
     ProtocolError,
     Recipients,
+    ReplaceReq,
     Response,
     SenderIdentification,
     SubmitReq,
@@ -87,6 +88,27 @@ def sender_address(value: str) -> Address:
 def build_submit(
     route: RouteSettings, message: MessageRecord, batch: Batch, media: dict[str, bytes]
 ) -> SubmitReq:
+    attachments = content_attachments(message, media)
+    sender = message.sender or route.sender
+    return SubmitReq(
+        transaction_id=batch.transaction_id,
+        sender_identification=SenderIdentification(
+            vasp_id=route.vasp_id,
+            vas_id=route.vas_id,
+            sender_address=sender_address(sender) if sender else None,
+        ),
+        recipients=Recipients(to=tuple(Address.number(r) for r in batch.recipients)),
+        delivery_report=message.delivery_report,
+        read_reply=message.read_report or None,
+        priority=message.priority,
+        subject=message.subject,
+        expiry_date=datetime.fromtimestamp(message.expires_at, UTC).replace(microsecond=0),
+        attachments=attachments,
+    )
+
+
+def content_attachments(message: MessageRecord, media: dict[str, bytes]) -> tuple[Attachment, ...]:
+    """The MM7 content of a message: its text, or its stored parts (SMIL-related)."""
     parts: list[Attachment] = []
     # With media, the text is one of the stored parts (the SMIL refers to it); a text-only
     # message (or a link fallback) carries its text here.
@@ -116,22 +138,7 @@ def build_submit(
         attachments = (
             Attachment(content_type=container_type, content_id="mm7-content", parts=tuple(parts)),
         )
-    sender = message.sender or route.sender
-    return SubmitReq(
-        transaction_id=batch.transaction_id,
-        sender_identification=SenderIdentification(
-            vasp_id=route.vasp_id,
-            vas_id=route.vas_id,
-            sender_address=sender_address(sender) if sender else None,
-        ),
-        recipients=Recipients(to=tuple(Address.number(r) for r in batch.recipients)),
-        delivery_report=message.delivery_report,
-        read_reply=message.read_report or None,
-        priority=message.priority,
-        subject=message.subject,
-        expiry_date=datetime.fromtimestamp(message.expires_at, UTC).replace(microsecond=0),
-        attachments=attachments,
-    )
+    return attachments
 
 
 class RecentMessages:
@@ -155,6 +162,10 @@ class RecentMessages:
 
     def get(self, message_id: str) -> MessageRecord | None:
         return self._items.get(message_id)
+
+    def discard(self, message_id: str) -> None:
+        """Forget a record whose content changed (a replacement)."""
+        self._items.pop(message_id, None)
 
 
 class MediaCache:
@@ -499,6 +510,22 @@ class RouteWorker:
                 vasp_id=self.route.vasp_id, vas_id=self.route.vas_id
             ),
             message_id=mm7_message_id,
+        )
+        result = await self.client.send(request)
+        return result.message if isinstance(result.message, Response) else None
+
+    async def replace_submitted(
+        self, mm7_message_id: str, transaction_id: str, message: MessageRecord
+    ) -> Response | None:
+        """ReplaceReq: the MMSC swaps the content of a message it has not delivered yet."""
+        media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
+        request = ReplaceReq(
+            transaction_id=transaction_id,
+            sender_identification=SenderIdentification(
+                vasp_id=self.route.vasp_id, vas_id=self.route.vas_id
+            ),
+            message_id=mm7_message_id,
+            attachments=content_attachments(message, media),
         )
         result = await self.client.send(request)
         return result.message if isinstance(result.message, Response) else None

@@ -166,6 +166,13 @@ class CancelRefused(_LeafApiError):  # noqa: N818 - read as a condition, like it
     default_status = 409
 
 
+class StateConflict(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
+    """The message is not in a state that allows the operation (409)."""
+
+    default_code = "state_conflict"
+    default_status = 409
+
+
 class MmscUnavailable(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
     """The MMSC did not answer a request made on the client's behalf (502)."""
 

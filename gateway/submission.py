@@ -393,6 +393,28 @@ class SubmissionService:
             )
         return record, created
 
+    async def build_content(
+        self, request: SubmitRequest, routes: tuple[str, ...]
+    ) -> tuple[Content, tuple[PartRef, ...]]:
+        """Resolve, sniff and adapt the request's media for ``routes``, and store the parts
+        (durably: before any message row refers to them)."""
+        media = [await self._resolve_media(item) for item in request.media]
+        content = await self._prepare_content(request, routes, media)
+        parts: list[PartRef] = []
+        for index, part in enumerate(content.parts):
+            known = content.digests[index] if content.digests else None
+            digest = await self.media_store.put(part.data, digest=known)
+            parts.append(
+                PartRef(
+                    content_type=part.content_type,
+                    sha256=digest,
+                    size=len(part.data),
+                    content_id=part.content_id or f"part{len(parts)}",
+                    name=part.name,
+                )
+            )
+        return content, tuple(parts)
+
     async def _submit_reserved(
         self,
         api_key: str,
@@ -414,21 +436,7 @@ class SubmissionService:
                     field="to",
                     code="recipient_opted_out",
                 )
-        media = [await self._resolve_media(item) for item in request.media]
-        content = await self._prepare_content(request, routes, media)
-        parts: list[PartRef] = []
-        for index, part in enumerate(content.parts):
-            known = content.digests[index] if content.digests else None
-            digest = await self.media_store.put(part.data, digest=known)
-            parts.append(
-                PartRef(
-                    content_type=part.content_type,
-                    sha256=digest,
-                    size=len(part.data),
-                    content_id=part.content_id or f"part{len(parts)}",
-                    name=part.name,
-                )
-            )
+        content, parts = await self.build_content(request, routes)
         now = self.clock()
         first = routes[0]
         send_at = max(now, request.send_at or now)
@@ -446,7 +454,7 @@ class SubmissionService:
             sender=request.sender,
             subject=request.subject,
             text=content.text,
-            parts=tuple(parts),
+            parts=parts,
             batch_sizes={r: self.limits[r].max_recipients_per_submit for r in set(routes)},
             created_at=now,
             send_at=send_at,

@@ -10,13 +10,14 @@ from aiohttp import BodyPartReader, web
 
 from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
-from gateway.api.schemas import parse_submit
+from gateway.api.schemas import parse_replace, parse_submit
 from gateway.errors import PayloadTooLarge, ValidationError
 from gateway.store import MessageRecord
 from gateway.submission import SubmissionService, request_fingerprint
 
 SUBMISSIONS: web.AppKey[SubmissionService] = web.AppKey("submissions", SubmissionService)
 CANCELLER: web.AppKey[Any] = web.AppKey("canceller", object)
+REPLACER: web.AppKey[Any] = web.AppKey("replacer", object)
 MAX_RECIPIENTS: web.AppKey[int] = web.AppKey("max_recipients", int)
 MAX_MEDIA: web.AppKey[int] = web.AppKey("max_media", int)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
@@ -85,19 +86,22 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
     return message, files
 
 
+async def _read_body(request: web.Request) -> tuple[object, dict[str, tuple[str | None, bytes]]]:
+    """The JSON body (or the ``message`` field of a form) and any file parts."""
+    media_type = request.content_type
+    if media_type == "multipart/form-data":
+        return await _read_form(request)
+    if media_type in ("application/json", ""):
+        return await _read_json(request), {}
+    raise ValidationError(
+        "Content-Type must be application/json or multipart/form-data",
+        code="unsupported_content_type",
+    )
+
+
 async def post_message(request: web.Request) -> web.Response:
     service = request.app[SUBMISSIONS]
-    media_type = request.content_type
-    files: dict[str, tuple[str | None, bytes]] = {}
-    if media_type == "multipart/form-data":
-        body, files = await _read_form(request)
-    elif media_type in ("application/json", ""):
-        body = await _read_json(request)
-    else:
-        raise ValidationError(
-            "Content-Type must be application/json or multipart/form-data",
-            code="unsupported_content_type",
-        )
+    body, files = await _read_body(request)
     submit = parse_submit(
         body,
         max_recipients=request.app[MAX_RECIPIENTS],
@@ -142,6 +146,16 @@ async def get_message(request: web.Request) -> web.Response:
     return web.json_response(message_resource(record))
 
 
+async def put_message(request: web.Request) -> web.Response:
+    """Replace a message's content (text, subject, media)."""
+    service = request.app[SUBMISSIONS]
+    record = await service.get(request[API_KEY_NAME], request.match_info["id"])
+    body, files = await _read_body(request)
+    replacement = parse_replace(body, file_parts=files, max_media=request.app[MAX_MEDIA])
+    updated = await request.app[REPLACER](record, replacement)
+    return web.json_response(message_resource(updated))
+
+
 async def delete_message(request: web.Request) -> web.Response:
     service = request.app[SUBMISSIONS]
     record = await service.get(request[API_KEY_NAME], request.match_info["id"])
@@ -153,4 +167,5 @@ async def delete_message(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages", post_message)
     app.router.add_get("/v1/messages/{id}", get_message)
+    app.router.add_put("/v1/messages/{id}", put_message)
     app.router.add_delete("/v1/messages/{id}", delete_message)

@@ -264,3 +264,43 @@ def parse_submit(
             "a message needs text, subject or media", field="text", code="empty_message"
         )
     return request
+
+
+#: What ``PUT /v1/messages/{id}`` may change: the content (MM7 ReplaceReq carries content).
+_REPLACE_FIELDS: Final = frozenset({"subject", "text", "media"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    """New content for a message (``PUT /v1/messages/{id}``)."""
+
+    subject: str | None
+    text: str | None
+    media: tuple[MediaInput, ...]
+
+
+def parse_replace(
+    body: object,
+    *,
+    file_parts: dict[str, tuple[str | None, bytes]] | None = None,
+    max_media: int = 10,
+) -> ReplaceRequest:
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object")
+    unknown = sorted(set(body) - _REPLACE_FIELDS)
+    if unknown:
+        raise ValidationError(
+            f"{unknown[0]!r} cannot be replaced (only subject, text and media)",
+            field=unknown[0],
+            code="unknown_field",
+        )
+    request = ReplaceRequest(
+        subject=_optional_str(body, "subject", 200),
+        text=_optional_str(body, "text", 5000),
+        media=_media(body.get("media"), file_parts or {}, max_media),
+    )
+    if not request.text and not request.media and not request.subject:
+        raise ValidationError(
+            "a replacement needs text, subject or media", field="text", code="empty_message"
+        )
+    return request

@@ -16,7 +16,7 @@ from gateway.store.records import (
     PartRef,
     RecipientRecord,
 )
-from gateway.store.sqlite import CancelPlan, SqliteStore
+from gateway.store.sqlite import CancelPlan, ReplacePlan, SqliteStore
 
 __all__ = [
     "FINAL_RECIPIENT_STATES",
@@ -26,6 +26,7 @@ __all__ = [
     "NewMessage",
     "PartRef",
     "RecipientRecord",
+    "ReplacePlan",
     "SqliteStore",
     "Store",
 ]

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 if TYPE_CHECKING:
     import sqlite3
 
-    from gateway.store.records import Batch, MessageRecord, NewMessage
-    from gateway.store.sqlite import CancelPlan
+    from gateway.store.records import Batch, MessageRecord, NewMessage, PartRef
+    from gateway.store.sqlite import CancelPlan, ReplacePlan
 
 T = TypeVar("T")
 
@@ -59,3 +59,16 @@ class Store(Protocol):
     async def clear_cancel_request(self, batch_id: int, now: float) -> None: ...
     async def pending_cancels(self, route: str) -> list[tuple[int, str, str]]: ...
     async def mark_batch_canceled(self, batch_id: int, now: float) -> None: ...
+    async def replace_plan(self, message_id: str) -> ReplacePlan: ...
+    async def replace_content(
+        self,
+        message_id: str,
+        *,
+        subject: str | None,
+        text: str | None,
+        parts: tuple[PartRef, ...],
+        fallback: str | None,
+        original_bytes: int,
+        adapted_bytes: int,
+        now: float,
+    ) -> MessageRecord | None: ...

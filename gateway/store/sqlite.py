@@ -112,6 +112,21 @@ class CancelPlan:
     in_flight: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ReplacePlan:
+    """Batches of a message by where they stand (for ``PUT /v1/messages/{id}``).
+
+    ``submitted``: ``(batch_id, route, mm7_message_id)`` accepted by the MMSC and not yet
+    final, which a ReplaceReq can still change.
+    """
+
+    queued: int = 0
+    in_flight: int = 0
+    submitted: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Every route the message's recipients go to (the new content must fit them all).
+    routes: tuple[str, ...] = ()
+
+
 class SqliteStore:
     """The embedded store: a SQLite database file under ``data_dir``."""
 
@@ -364,6 +379,70 @@ class SqliteStore:
                 (now, batch_id),
             )
         )
+
+    async def replace_plan(self, message_id: str) -> ReplacePlan:
+        """Where a message's batches stand, for a content replacement."""
+
+        def op(conn: sqlite3.Connection) -> ReplacePlan:
+            states: dict[str, int] = {}
+            for state, count in conn.execute(
+                "SELECT state, COUNT(*) FROM batches WHERE message_id = ? GROUP BY state",
+                (message_id,),
+            ):
+                states[str(state)] = int(count)
+            submitted = [
+                (int(r[0]), str(r[1]), str(r[2]))
+                for r in conn.execute(
+                    "SELECT id, route, mm7_message_id FROM batches WHERE message_id = ? "
+                    "AND state = 'submitted' AND mm7_message_id IS NOT NULL AND EXISTS ("
+                    "SELECT 1 FROM recipients r WHERE r.batch_id = batches.id "
+                    "AND r.status IN ('submitted', 'rejected'))",
+                    (message_id,),
+                )
+            ]
+            routes = tuple(
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT DISTINCT route FROM batches WHERE message_id = ? ORDER BY route",
+                    (message_id,),
+                )
+            )
+            return ReplacePlan(
+                queued=states.get("queued", 0),
+                in_flight=states.get("in_flight", 0),
+                submitted=submitted,
+                routes=routes,
+            )
+
+        return await self.read(op)
+
+    async def replace_content(
+        self,
+        message_id: str,
+        *,
+        subject: str | None,
+        text: str | None,
+        parts: tuple[PartRef, ...],
+        fallback: str | None,
+        original_bytes: int,
+        adapted_bytes: int,
+        now: float,
+    ) -> MessageRecord | None:
+        """Store a message's new content (what queued batches will send, and what a
+        successful ReplaceReq put at the MMSC)."""
+
+        def op(conn: sqlite3.Connection) -> MessageRecord | None:
+            conn.execute(
+                "UPDATE messages SET subject = ?, body_text = ?, parts_json = ?, fallback = ?, "
+                "original_bytes = ?, adapted_bytes = ?, updated_at = ? WHERE id = ?",
+                (
+                    subject, text, _parts_to_json(parts), fallback, original_bytes,
+                    adapted_bytes, now, message_id,
+                ),
+            )  # fmt: skip
+            return _load_message(conn, message_id)
+
+        return await self.write(op)
 
     async def find_idempotent(
         self, api_key: str, idempotency_key: str
