@@ -47,7 +47,7 @@ from gateway.ops import add_ops_routes
 from gateway.read_deadline import read_deadline_middleware
 from gateway.retry import RetryPolicy
 from gateway.routing import Router, RouteRule
-from gateway.store import MessageRecord, SqliteStore
+from gateway.store import MessageRecord, ReplacePlan, SqliteStore
 from gateway.submission import QueueGauge, RouteLimits, SubmissionService
 
 log = structlog.get_logger("gateway.app")
@@ -304,7 +304,20 @@ class Gateway:
     async def replace(self, record: MessageRecord, replacement: ReplaceRequest) -> MessageRecord:
         """PUT /v1/messages/{id}: new content for what is queued; MM7 ReplaceReq for what
         the MMSC accepted and has not delivered yet."""
-        plan = await self.store.replace_plan(record.id)
+        # Queued batches are held for the duration (longer than any ReplaceReq can take):
+        # a worker must not send the old content while the new one is being put in place.
+        hold = max(m.timeout_seconds for m in self.config.mmsc) * max(1, len(self.workers)) + 30
+        plan = await self.store.replace_plan(record.id, hold_until=self.clock() + hold)
+        try:
+            return await self._replace(record, replacement, plan)
+        finally:
+            await self.store.release_hold(plan.held)
+            for route in plan.routes:
+                self._wake(route)
+
+    async def _replace(
+        self, record: MessageRecord, replacement: ReplaceRequest, plan: ReplacePlan
+    ) -> MessageRecord:
         if plan.in_flight:
             raise StateConflict(
                 "a SubmitReq of this message is on the wire; try again in a moment",

@@ -125,6 +125,8 @@ class ReplacePlan:
     submitted: list[tuple[int, str, str]] = field(default_factory=list)
     #: Every route the message's recipients go to (the new content must fit them all).
     routes: tuple[str, ...] = ()
+    #: ``(batch_id, next_attempt_at)`` of the queued batches held for the replacement.
+    held: list[tuple[int, float]] = field(default_factory=list)
 
 
 class SqliteStore:
@@ -380,8 +382,14 @@ class SqliteStore:
             )
         )
 
-    async def replace_plan(self, message_id: str) -> ReplacePlan:
-        """Where a message's batches stand, for a content replacement."""
+    async def replace_plan(self, message_id: str, *, hold_until: float) -> ReplacePlan:
+        """Where a message's batches stand, for a content replacement.
+
+        Unless one is in flight, the queued batches are also held (not due before
+        ``hold_until``) in the same transaction, so no worker sends the old content while
+        the replacement is under way; :meth:`release_hold` puts their due times back. A
+        crash in between only delays them until ``hold_until``.
+        """
 
         def op(conn: sqlite3.Connection) -> ReplacePlan:
             states: dict[str, int] = {}
@@ -407,14 +415,40 @@ class SqliteStore:
                     (message_id,),
                 )
             )
+            held: list[tuple[int, float]] = []
+            if not states.get("in_flight"):
+                held = [
+                    (int(r[0]), float(r[1]))
+                    for r in conn.execute(
+                        "SELECT id, next_attempt_at FROM batches "
+                        "WHERE message_id = ? AND state = 'queued'",
+                        (message_id,),
+                    )
+                ]
+                conn.executemany(
+                    "UPDATE batches SET next_attempt_at = ? WHERE id = ? AND state = 'queued'",
+                    [(max(due, hold_until), batch_id) for batch_id, due in held],
+                )
             return ReplacePlan(
                 queued=states.get("queued", 0),
                 in_flight=states.get("in_flight", 0),
                 submitted=submitted,
                 routes=routes,
+                held=held,
             )
 
-        return await self.read(op)
+        return await self.write(op)
+
+    async def release_hold(self, held: list[tuple[int, float]]) -> None:
+        """Give held batches their due times back (see :meth:`replace_plan`)."""
+        if not held:
+            return
+        await self.write(
+            lambda conn: conn.executemany(
+                "UPDATE batches SET next_attempt_at = ? WHERE id = ? AND state = 'queued'",
+                [(due, batch_id) for batch_id, due in held],
+            )
+        )
 
     async def replace_content(
         self,

@@ -211,3 +211,17 @@ async def test_a_cancelled_caller_does_not_kill_the_store(store):
     assert queued.cancelled()
     record, created = await store.create_message(new_message("m1"))
     assert created and (await store.get_message("m1")) == record
+
+
+async def test_replace_plan_holds_queued_batches_until_released(store):
+    await store.create_message(new_message("m1", ["+12025550101"], batch=1))
+    plan = await store.replace_plan("m1", hold_until=10_000.0)
+    assert plan.queued == 1 and plan.in_flight == 0 and len(plan.held) == 1
+    # Held: not due at 5,000 although it was due from 100.
+    assert await store.claim_due("r1", 5_000.0, 10) == []
+    await store.release_hold(plan.held)
+    (batch,) = await store.claim_due("r1", 5_000.0, 10)
+    # In flight now: a second plan holds nothing.
+    again = await store.replace_plan("m1", hold_until=10_000.0)
+    assert again.in_flight == 1 and again.held == []
+    assert batch.message_id == "m1"
