@@ -17,15 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import aiohttp
 import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from gateway.callbacks import sql
 from gateway.callbacks.signing import SIGNATURE_HEADER, webhook_signature
 from gateway.errors import StoreError
+from gateway.media_fetch import address_allowed
 
 if TYPE_CHECKING:
     import random
@@ -51,6 +56,35 @@ class WebhookSettings:
     concurrency: int = 8
     #: How often an idle worker looks for events written by other components.
     poll_interval_seconds: float = 0.5
+    #: Webhook URLs from the configuration (API keys' ``callback_url``): trusted. Any
+    #: other URL came from a client and is only connected to on allowed addresses.
+    trusted_urls: frozenset[str] = frozenset()
+    #: Client URLs may resolve to loopback/private addresses (``webhooks.allow_private_urls``).
+    allow_private_urls: bool = False
+
+
+class GuardedResolver(AbstractResolver):
+    """DNS for client-given webhook URLs: answers on refused addresses (our own network,
+    link-local/metadata) fail the lookup, so the connection can only use vetted addresses
+    (no window for a DNS answer to change between a check and the connect)."""
+
+    def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
+        self.allow_private = allow_private
+        self.inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self.inner.resolve(host, port, family)
+        # One refused answer refuses the host: round-robin could pick it next time.
+        for answer in answers:
+            address = ipaddress.ip_address(str(answer["host"]).split("%", 1)[0])
+            if not address_allowed(address, self.allow_private):
+                raise OSError(f"webhook host {host} resolves to a refused address ({address})")
+        return answers
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def backoff(settings: WebhookSettings, attempts: int, rng: random.Random) -> float:
@@ -76,6 +110,7 @@ class Outbox:
         self.clock = clock
         self.rng = rng
         self.session: aiohttp.ClientSession | None = None
+        self.guarded_session: aiohttp.ClientSession | None = None
         self.task: asyncio.Task[None] | None = None
         self.sending: dict[str, asyncio.Task[None]] = {}
         self.wake_event = asyncio.Event()
@@ -84,6 +119,12 @@ class Outbox:
     async def start(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
         self.session = aiohttp.ClientSession(timeout=timeout)
+        self.guarded_session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(
+                resolver=GuardedResolver(self.settings.allow_private_urls)
+            ),
+        )
         await self.refresh_dead_gauge()
         self.task = asyncio.create_task(self.run(), name="webhook-outbox")
 
@@ -99,6 +140,9 @@ class Outbox:
         if self.session is not None:
             await self.session.close()
             self.session = None
+        if self.guarded_session is not None:
+            await self.guarded_session.close()
+            self.guarded_session = None
 
     def wake(self) -> None:
         """Something was just committed to the outbox: look now rather than at the next poll."""
@@ -161,7 +205,9 @@ class Outbox:
 
     async def _post(self, event: sql.OutboxEvent) -> str | None:
         """One attempt; returns ``None`` on a 2xx answer, else what went wrong."""
-        if self.session is None:
+        trusted = event.url in self.settings.trusted_urls
+        session = self.session if trusted else self.guarded_session
+        if session is None:
             return "worker stopped"
         body = event.body.encode()
         headers = {
@@ -175,7 +221,7 @@ class Outbox:
         }
         try:
             # Redirects are not followed: a signed event goes only where it was addressed.
-            async with self.session.post(
+            async with session.post(
                 event.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 # The receiver's body is of no interest; do not buffer an arbitrary amount.

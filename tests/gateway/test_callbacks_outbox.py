@@ -269,3 +269,49 @@ async def test_link_local_callback_url_is_refused_even_when_private_is_allowed(t
         assert (status, body["error"]["code"]) == (400, "callback_url_forbidden")
         status, _ = await send_message(s, gw, TO, callback_url="http://10.1.2.3/hook")
         assert status == 202
+
+
+class _FakeResolver:
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=0):
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("addresses", "allow_private", "ok"),
+    [
+        (["93.184.216.34"], False, True),
+        (["10.0.0.7"], False, False),
+        (["10.0.0.7"], True, True),
+        (["93.184.216.34", "127.0.0.1"], False, False),  # one bad answer spoils the host
+        (["169.254.169.254"], True, False),  # metadata: never
+        (["fe80::1"], True, False),
+    ],
+)
+async def test_client_webhook_hosts_resolve_only_to_allowed_addresses(addresses, allow_private, ok):
+    from gateway.callbacks.outbox import GuardedResolver
+
+    resolver = GuardedResolver(allow_private, inner=_FakeResolver(addresses))
+    if ok:
+        answers = await resolver.resolve("hooks.example.com", 443)
+        assert [a["host"] for a in answers] == addresses
+    else:
+        with pytest.raises(OSError, match="refused address"):
+            await resolver.resolve("hooks.example.com", 443)
+
+
+def test_only_configured_webhook_urls_are_trusted(tmp_path):
+    from gateway.callbacks import webhook_settings
+
+    config = build_config(tmp_path, "http://127.0.0.1:9/mm7", callback_url="http://10.0.0.5/hook")
+    settings = webhook_settings(config)
+    assert settings.trusted_urls == frozenset({"http://10.0.0.5/hook"})
+    assert settings.allow_private_urls is False
