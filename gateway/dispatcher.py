@@ -334,12 +334,20 @@ class RouteWorker:
 
     async def _throttle(self) -> None:
         """Wait for the route's token: the last step before sending, so the MMSC sees the
-        configured rate, not our processing jitter."""
+        configured rate, not our processing jitter.
+
+        The token is taken when the send really happens, not reserved ahead: a reserved
+        slot woken late by a busy event loop would bunch up with the next ones, and the
+        MMSC would see more than ``tps + burst`` in a second.
+        """
         self._recover()
-        delay = self.bucket.reserve(time.monotonic())
-        self._throttle_wait.observe(delay)
-        if delay > 0:
+        started = time.monotonic()
+        now = started
+        while (delay := self.bucket.peek(now)) > 0:
             await asyncio.sleep(delay)
+            now = time.monotonic()
+        self.bucket.reserve(now)
+        self._throttle_wait.observe(now - started)
 
     def _recover(self) -> None:
         if self.bucket.factor < 1.0 and self.route.slow_down_recovery_seconds > 0:
