@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from gateway.callbacks import build_callbacks
 from gateway.callbacks.signing import media_url
 from gateway.config import GatewayConfig, MmscConfig
 from gateway.dispatcher import MediaCache, RecentMessages, RouteSettings, RouteWorker
-from gateway.errors import CancelRefused, MmscUnavailable, StateConflict
+from gateway.errors import MmscUnavailable, StateConflict
 from gateway.media_fetch import FetchPolicy
 from gateway.media_store import MediaStore
 from gateway.metrics import Metrics
@@ -49,6 +49,7 @@ from gateway.retry import RetryPolicy
 from gateway.routing import Router, RouteRule
 from gateway.store import MessageRecord, ReplacePlan, SqliteStore
 from gateway.submission import QueueGauge, RouteLimits, SubmissionService
+from protocol import Response, is_success
 
 log = structlog.get_logger("gateway.app")
 
@@ -102,6 +103,27 @@ def client_settings(mmsc: MmscConfig) -> ClientSettings:
 
 
 @dataclass
+class _Answers:
+    """How an MMSC answered one request per submitted batch (see Gateway._ask_mmsc)."""
+
+    done: list[tuple[int, str]] = field(default_factory=list)  # (batch_id, route)
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (batch_id, status)
+    unreachable: int = 0
+
+    def raise_for(self, operation: str, when_unanswered: str) -> None:
+        """409 when the MMSC refused any, 502 when it did not answer some."""
+        if self.refused:
+            raise StateConflict(
+                f"the MMSC refused to {operation}: {'; '.join(t for _, t in self.refused)}",
+                code=f"{operation}_refused",
+            )
+        if self.unreachable:
+            raise MmscUnavailable(
+                f"the MMSC did not answer the {operation.capitalize()}Req; {when_unanswered}"
+            )
+
+
+@dataclass
 class Listeners:
     api: tuple[str, int] | None = None
     mm7: tuple[str, int] | None = None
@@ -130,7 +152,6 @@ class Gateway:
         self.media_cache = MediaCache(self.media_store)
         self.recent = RecentMessages()
         self.queue = QueueGauge()
-        self._queue_gauges: dict[str, Any] = {}
         self._accepted_counters: dict[str, Any] = {}
         self.router = Router(
             [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
@@ -151,6 +172,9 @@ class Gateway:
             for m in config.mmsc
         }
         self.worker_tasks: dict[str, asyncio.Task[None]] = {}
+        self._queue_gauges = {
+            name: self.metrics.queue_depth.labels(mmsc=name) for name in self.workers
+        }
         self._resume_task: asyncio.Task[None] | None = None
         self.http: aiohttp.ClientSession | None = None
         self.listeners = Listeners()
@@ -252,52 +276,59 @@ class Gateway:
         self._refresh_queue_gauge()
 
     def _refresh_queue_gauge(self) -> None:
-        gauges = self._queue_gauges
-        if not gauges:
-            gauges.update(
-                {name: self.metrics.queue_depth.labels(mmsc=name) for name in self.workers}
-            )
-        for name, gauge in gauges.items():
+        for name, gauge in self._queue_gauges.items():
             gauge.set(self.queue.depth.get(name, 0))
+
+    async def _ask_mmsc(
+        self,
+        batches: list[tuple[int, str, str]],
+        send: Callable[[RouteWorker, int, str], Awaitable[Response | None]],
+    ) -> _Answers:
+        """Send one request per submitted batch ``(batch_id, route, mm7_message_id)`` and
+        sort the answers: success, refusal (with its status) or no answer."""
+        answers = _Answers()
+        for batch_id, route, mm7_message_id in batches:
+            worker = self.workers.get(route)
+            if worker is None:
+                continue
+            response = await send(worker, batch_id, mm7_message_id)
+            if response is None:
+                answers.unreachable += 1
+            elif is_success(response.status_code):
+                answers.done.append((batch_id, route))
+            else:
+                text = f"{response.status_code} {response.status_text or ''}".strip()
+                answers.refused.append((batch_id, text))
+        return answers
 
     async def cancel(self, record: MessageRecord) -> MessageRecord:
         """DELETE /v1/messages/{id}: dequeue what is unsent, CancelReq what was submitted."""
         plan = await self.store.cancel_message(record.id, self.clock())
-        refused: list[str] = []
-        unreachable = 0
-        for batch_id, route, mm7_message_id in plan.submitted:
-            worker = self.workers.get(route)
-            if worker is None:
-                continue
-            response = await worker.cancel_submitted(
-                mm7_message_id, f"{record.id}-cancel-{batch_id}"
-            )
-            if response is None:
-                unreachable += 1  # stays flagged: retried when the route's worker starts
-            elif response.status_code // 1000 == 1:
-                await self.store.mark_batch_canceled(batch_id, self.clock())
-                self.metrics.submission_outcomes_total.labels(mmsc=route, outcome="canceled").inc()
-            else:
-                await self.store.clear_cancel_request(batch_id, self.clock())
-                refused.append(f"{response.status_code} {response.status_text or ''}".strip())
+        answers = await self._ask_mmsc(
+            plan.submitted,
+            lambda worker, batch_id, mm7_id: worker.cancel_submitted(
+                mm7_id, f"{record.id}-cancel-{batch_id}"
+            ),
+        )
+        for batch_id, route in answers.done:
+            await self.store.mark_batch_canceled(batch_id, self.clock())
+            self.metrics.submission_outcomes_total.labels(mmsc=route, outcome="canceled").inc()
+        for batch_id, _ in answers.refused:
+            await self.store.clear_cancel_request(batch_id, self.clock())
+        # Unanswered ones stay flagged: retried when the route's worker next starts.
         log.info(
             "cancel requested",
             message_id=record.id,
-            canceled_at_mmsc=len(plan.submitted) - len(refused) - unreachable,
-            refused=len(refused),
-            unreachable=unreachable,
+            canceled_at_mmsc=len(answers.done),
+            refused=len(answers.refused),
+            unreachable=answers.unreachable,
             in_flight=plan.in_flight,
         )
         depths = await self.store.queue_depths()
         self.queue.depth = dict(depths)
         self._refresh_queue_gauge()
-        if refused:
-            raise CancelRefused(f"the MMSC refused to cancel: {'; '.join(refused)}")
-        if unreachable:
-            raise MmscUnavailable(
-                "the MMSC did not answer the CancelReq; the cancel stays requested and is "
-                "sent again when the route's worker next starts"
-            )
+        answers.raise_for("cancel", "the cancel stays requested and is sent again when the "
+                          "route's worker next starts")  # fmt: skip
         updated = await self.store.get_message(record.id)
         return updated or record
 
@@ -348,34 +379,22 @@ class Gateway:
             parts=parts,
             fallback=content.fallback,
         )
-        refused: list[str] = []
-        unreachable = 0
         stamp = int(self.clock() * 1000)
-        for batch_id, route, mm7_message_id in plan.submitted:
-            worker = self.workers.get(route)
-            if worker is None:
-                continue
-            response = await worker.replace_submitted(
-                mm7_message_id, f"{record.id}-replace-{batch_id}-{stamp}", candidate
-            )
-            if response is None:
-                unreachable += 1
-            elif response.status_code // 1000 != 1:
-                refused.append(f"{response.status_code} {response.status_text or ''}".strip())
+        answers = await self._ask_mmsc(
+            plan.submitted,
+            lambda worker, batch_id, mm7_id: worker.replace_submitted(
+                mm7_id, f"{record.id}-replace-{batch_id}-{stamp}", candidate
+            ),
+        )
         log.info(
             "replace requested",
             message_id=record.id,
             queued=plan.queued,
-            replaced_at_mmsc=len(plan.submitted) - len(refused) - unreachable,
-            refused=len(refused),
-            unreachable=unreachable,
+            replaced_at_mmsc=len(answers.done),
+            refused=len(answers.refused),
+            unreachable=answers.unreachable,
         )
-        if refused:
-            raise StateConflict(
-                f"the MMSC refused to replace: {'; '.join(refused)}", code="replace_refused"
-            )
-        if unreachable:
-            raise MmscUnavailable("the MMSC did not answer the ReplaceReq; nothing was changed")
+        answers.raise_for("replace", "nothing was changed")
         updated = await self.store.replace_content(
             record.id,
             subject=replacement.subject,

@@ -42,6 +42,7 @@ from protocol import (
     SenderIdentification,
     SubmitReq,
     SubmitRsp,
+    is_success,
     status_info,
 )
 
@@ -491,7 +492,7 @@ class RouteWorker:
     async def cancel_after_submit(self, batch_id: int, message_id: str, mm7_id: str) -> bool:
         """CancelReq for a batch whose cancel was asked for while it was in flight."""
         response = await self.cancel_submitted(mm7_id, f"{message_id}-cancel-{batch_id}")
-        if response is not None and response.status_code // 1000 == 1:
+        if response is not None and is_success(response.status_code):
             await self.store.mark_batch_canceled(batch_id, self.clock())
             self._count_outcome("canceled")
             log.info("canceled after submission", mm7_message_id=mm7_id)

@@ -159,15 +159,9 @@ class IdempotencyConflict(_LeafApiError):  # noqa: N818 - name fixed by the brie
     default_status = 409
 
 
-class CancelRefused(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
-    """The MMSC refused (409) or did not answer (502) the CancelReq of a DELETE."""
-
-    default_code = "cancel_refused"
-    default_status = 409
-
-
 class StateConflict(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
-    """The message is not in a state that allows the operation (409)."""
+    """The message is not in a state that allows the operation, or the MMSC refused it
+    (409: ``message_in_flight``, ``message_final``, ``cancel_refused``, ``replace_refused``)."""
 
     default_code = "state_conflict"
     default_status = 409

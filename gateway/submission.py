@@ -199,11 +199,6 @@ class SubmissionService:
         #: sha256 of stored media -> signed public URL (set once callbacks have a key).
         self.link_for = link_for
 
-    def check_backpressure(self) -> None:
-        """Cheap early refusal before a request body is read."""
-        if self.queue.total >= self.max_queue_depth:
-            raise self._queue_full()
-
     def _queue_full(self) -> Backpressure:
         return Backpressure(
             f"the queue holds {self.queue.total} submissions; its limit is {self.max_queue_depth}",

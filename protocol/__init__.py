@@ -65,7 +65,14 @@ from protocol.messages import (
     UserAgentDateTime,
     VASPErrorRsp,
 )
-from protocol.status import RetryClass, StatusClass, StatusInfo, retry_class, status_info
+from protocol.status import (
+    RetryClass,
+    StatusClass,
+    StatusInfo,
+    is_success,
+    retry_class,
+    status_info,
+)
 from protocol.versions import DEFAULT_VERSION, VERSIONS
 
 __version__ = "0.1.0"
@@ -133,6 +140,7 @@ __all__ = [
     "XmlTooLarge",
     "decode",
     "encode",
+    "is_success",
     "resolve_href",
     "retry_class",
     "status_info",

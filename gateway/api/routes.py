@@ -123,7 +123,6 @@ async def post_message(request: web.Request) -> web.Response:
         replay = await service.replay(request[API_KEY_NAME], idempotency_key, fingerprint)
         if replay is not None:
             return _message_response(replay, created=False)
-    service.check_backpressure()
     record, created = await service.submit(
         request[API_KEY_NAME],
         submit,
