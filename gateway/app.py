@@ -1,17 +1,18 @@
-"""The one factory: builds every component of the gateway from a frozen config.
+"""The composition root: builds every component of the gateway from a frozen config.
 
-``Gateway`` owns the store, the media store, one MMSC client and worker per route, the
-submission service and three aiohttp applications (REST API, MM7 callbacks, ops). Tests
-and the daemon both use it; nothing here reads the environment or module globals.
+``Gateway`` creates the store, the media store, one MMSC client and worker per route, the
+submission service, cancel/replace, the MM7 listener with its handlers, the webhook
+outbox and three aiohttp applications (REST API, MM7 callbacks, ops), and hands each
+component the narrow collaborators it uses. No business logic lives here; tests and the
+daemon both use it, and nothing here reads the environment or module globals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,34 +23,41 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
-from gateway.access_log import AccessLogger, access_logger_for, enable_access_log
+from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
+from gateway.api.read_deadline import read_deadline_middleware
 from gateway.api.routes import (
-    CANCELLER,
+    CONTROL,
     MAX_BODY,
     MAX_MEDIA,
     MAX_RECIPIENTS,
-    REPLACER,
     SUBMISSIONS,
     add_routes,
 )
-from gateway.api.schemas import ReplaceRequest, SubmitRequest
-from gateway.callbacks import build_callbacks
-from gateway.callbacks.signing import media_url
-from gateway.config import GatewayConfig, MmscConfig
-from gateway.dispatcher import MediaCache, RecentMessages, RouteSettings, RouteWorker
-from gateway.errors import MmscUnavailable, StateConflict
-from gateway.media_fetch import FetchPolicy
-from gateway.media_store import MediaStore
-from gateway.metrics import Metrics
-from gateway.mmsc_client import ClientSettings, MmscClient
-from gateway.ops import add_ops_routes
-from gateway.read_deadline import read_deadline_middleware
-from gateway.retry import RetryPolicy
-from gateway.routing import Router, RouteRule
-from gateway.store import MessageRecord, ReplacePlan, SqliteStore
-from gateway.submission import QueueGauge, RouteLimits, SubmissionService
-from protocol import Response, is_success
+from gateway.config.model import GatewayConfig, MmscConfig
+from gateway.inbound.deliver import InboundService, InboundSettings
+from gateway.inbound.delivery import ReportService
+from gateway.inbound.handlers import CallbackHandlers
+from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
+from gateway.inbound.mm7_server import Mm7Listener, Peer
+from gateway.media.fetch import FetchPolicy
+from gateway.media.links import MediaLinks
+from gateway.media.store import MediaStore
+from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
+from gateway.ops.health import HealthSources, add_ops_routes
+from gateway.ops.metrics import Metrics
+from gateway.outbound.content import MediaCache, RecentMessages
+from gateway.outbound.control import MessageControl
+from gateway.outbound.dispatcher import RouteSettings, RouteWorker
+from gateway.outbound.mmsc_client import ClientSettings, MmscClient
+from gateway.outbound.queue import QueueGauge
+from gateway.outbound.request import SubmitRequest
+from gateway.outbound.retry import RetryPolicy
+from gateway.outbound.routing import Router, RouteRule
+from gateway.outbound.submission import RouteLimits, SubmissionService
+from gateway.outbound.suppression import OptOut
+from gateway.store import MessageRecord, SqliteStore
+from gateway.webhooks.outbox import Outbox, WebhookSettings
 
 log = structlog.get_logger("gateway.app")
 
@@ -102,25 +110,56 @@ def client_settings(mmsc: MmscConfig) -> ClientSettings:
     )
 
 
-@dataclass
-class _Answers:
-    """How an MMSC answered one request per submitted batch (see Gateway._ask_mmsc)."""
+def route_limits(mmsc: MmscConfig) -> RouteLimits:
+    return RouteLimits(
+        max_message_bytes=mmsc.max_message_bytes,
+        max_recipients_per_submit=mmsc.max_recipients_per_submit,
+        default_validity_seconds=mmsc.retry.default_validity_seconds,
+        transfer_encoding=mmsc.transfer_encoding,
+        mms=mmsc.mms,
+        media_policy=mmsc.media_policy,
+        max_image_pixels=mmsc.max_image_pixels,
+        allowed_types=frozenset(mmsc.allowed_types) if mmsc.allowed_types else None,
+        sender=mmsc.sender,
+        allow_first_frame=mmsc.allow_first_frame,
+    )
 
-    done: list[tuple[int, str]] = field(default_factory=list)  # (batch_id, route)
-    refused: list[tuple[int, str]] = field(default_factory=list)  # (batch_id, status)
-    unreachable: int = 0
 
-    def raise_for(self, operation: str, when_unanswered: str) -> None:
-        """409 when the MMSC refused any, 502 when it did not answer some."""
-        if self.refused:
-            raise StateConflict(
-                f"the MMSC refused to {operation}: {'; '.join(t for _, t in self.refused)}",
-                code=f"{operation}_refused",
-            )
-        if self.unreachable:
-            raise MmscUnavailable(
-                f"the MMSC did not answer the {operation.capitalize()}Req; {when_unanswered}"
-            )
+def peers(config: GatewayConfig) -> dict[str, Peer]:
+    """Who may call back on each route, and how they authenticate."""
+    return {
+        m.name: Peer(
+            name=m.name,
+            version=m.version,
+            username=m.inbound_username,
+            password=_secret(m.inbound_password),
+            allow=tuple(m.inbound_allow_ips),
+        )
+        for m in config.mmsc
+    }
+
+
+def webhook_settings(config: GatewayConfig) -> WebhookSettings:
+    section = config.webhooks
+    return WebhookSettings(
+        timeout_seconds=section.timeout_seconds,
+        max_attempts=section.max_attempts,
+        initial_backoff_seconds=section.initial_backoff_seconds,
+        max_backoff_seconds=section.max_backoff_seconds,
+        max_age_seconds=section.give_up_after_seconds,
+        trusted_urls=frozenset(k.callback_url for k in config.api_keys if k.callback_url),
+        allow_private_urls=section.allow_private_urls,
+    )
+
+
+def inbound_owner(config: GatewayConfig) -> tuple[str | None, str | None]:
+    """``(api key name, webhook url)`` that inbound messages go to: the first API key with
+    a ``callback_url``; with none, inbound messages are visible to every key and no
+    webhook is sent."""
+    for key in config.api_keys:
+        if key.callback_url:
+            return key.name, key.callback_url
+    return None, None
 
 
 @dataclass
@@ -146,13 +185,47 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
-        data_dir = Path(config.gateway.data_dir)
-        self.store = SqliteStore(data_dir / "gateway.sqlite3")
-        self.media_store = MediaStore(data_dir / "media")
+        self.data_dir = Path(config.gateway.data_dir)
+        self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
+        self.media_store = MediaStore(self.data_dir / "media")
+        self.listeners = Listeners()
+        self.links = MediaLinks(
+            ttl_seconds=float(config.gateway.media_url_ttl_seconds),
+            base_url=self.base_url,
+            clock=clock,
+        )
+        self.started_at = clock()
+        self.http: aiohttp.ClientSession | None = None
+        self._build_outbound()
+        self.api_app = self._build_api_app()
+        self.mm7_app = web.Application(
+            middlewares=[read_deadline_middleware(config.listen.read_timeout_seconds)],
+            client_max_size=16 * 1024 * 1024,
+        )
+        enable_access_log(self.mm7_app, "mm7")
+        self._build_inbound()
+        self.ops_app = web.Application()
+        add_ops_routes(
+            self.ops_app,
+            HealthSources(
+                registry=self.registry,
+                check_store=self.store.check_writable,
+                circuits=lambda: {name: w.circuit for name, w in self.workers.items()},
+                queue_depths=lambda: self.queue.depth,
+            ),
+        )
+
+    # -- wiring ----------------------------------------------------------------------------
+    def _build_outbound(self) -> None:
+        config = self.config
         self.media_cache = MediaCache(self.media_store)
         self.recent = RecentMessages()
-        self.queue = QueueGauge()
-        self._accepted_counters: dict[str, Any] = {}
+        self.queue = QueueGauge(
+            {m.name: self.metrics.queue_depth.labels(mmsc=m.name) for m in config.mmsc}
+        )
+        self._accepted_counters = {
+            m.name: self.metrics.messages_accepted_total.labels(route=m.name) for m in config.mmsc
+        }
         self.router = Router(
             [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
         )
@@ -164,40 +237,20 @@ class Gateway:
                 self.media_cache,
                 self.clients[m.name],
                 self.metrics,
-                on_finished=self._batch_finished,
-                clock=clock,
+                on_finished=self.queue.done,
+                clock=self.clock,
                 rng=self.rng,
                 recent=self.recent,
             )
             for m in config.mmsc
         }
         self.worker_tasks: dict[str, asyncio.Task[None]] = {}
-        self._queue_gauges = {
-            name: self.metrics.queue_depth.labels(mmsc=name) for name in self.workers
-        }
         self._resume_task: asyncio.Task[None] | None = None
-        self.http: aiohttp.ClientSession | None = None
-        self.listeners = Listeners()
-        self.started_at = clock()
         self.submissions = SubmissionService(
             store=self.store,
             media_store=self.media_store,
             router=self.router,
-            limits={
-                m.name: RouteLimits(
-                    max_message_bytes=m.max_message_bytes,
-                    max_recipients_per_submit=m.max_recipients_per_submit,
-                    default_validity_seconds=m.retry.default_validity_seconds,
-                    transfer_encoding=m.transfer_encoding,
-                    mms=m.mms,
-                    media_policy=m.media_policy,
-                    max_image_pixels=m.max_image_pixels,
-                    allowed_types=frozenset(m.allowed_types) if m.allowed_types else None,
-                    sender=m.sender,
-                    allow_first_frame=m.allow_first_frame,
-                )
-                for m in config.mmsc
-            },
+            limits={m.name: route_limits(m) for m in config.mmsc},
             queue=self.queue,
             max_queue_depth=config.gateway.max_queue_depth,
             wake=self._wake,
@@ -207,23 +260,24 @@ class Gateway:
                 max_bytes=config.gateway.media_fetch_max_bytes,
                 allow_private=config.gateway.allow_private_media_urls,
             ),
-            clock=clock,
+            clock=self.clock,
             on_media_action=self._media_action,
-            link_for=self._media_link,
+            link_for=lambda sha256: self.links.url(sha256),
             allow_private_callbacks=config.webhooks.allow_private_urls,
+            optout=OptOut(self.store, {m.name: m.sender for m in config.mmsc}),
         )
-        self.api_app = self._build_api_app()
-        self.mm7_app = web.Application(
-            middlewares=[read_deadline_middleware(config.listen.read_timeout_seconds)],
-            client_max_size=16 * 1024 * 1024,
+        self.control = MessageControl(
+            store=self.store,
+            workers=self.workers,
+            submissions=self.submissions,
+            recent=self.recent,
+            queue=self.queue,
+            metrics=self.metrics,
+            clock=self.clock,
+            hold_seconds=max(m.timeout_seconds for m in config.mmsc) * max(1, len(self.workers))
+            + 30,
         )
-        enable_access_log(self.mm7_app, "mm7")
-        self.ops_app = web.Application()
-        add_ops_routes(self.ops_app, self)
-        # Callbacks (issue 5) add their routes to mm7_app/api_app and run the webhook outbox.
-        self.callbacks = build_callbacks(self)
 
-    # -- wiring ----------------------------------------------------------------------------
     def _build_api_app(self) -> web.Application:
         keys = {_secret(k.key) or "": k.name for k in self.config.api_keys}
         app = web.Application(
@@ -236,8 +290,7 @@ class Gateway:
             client_max_size=self.config.gateway.max_body_bytes,
         )
         app[SUBMISSIONS] = self.submissions
-        app[CANCELLER] = self.cancel
-        app[REPLACER] = self.replace
+        app[CONTROL] = self.control
         app[MAX_RECIPIENTS] = self.config.gateway.max_recipients_per_message
         app[MAX_MEDIA] = self.config.gateway.max_media_parts
         app[MAX_BODY] = self.config.gateway.max_body_bytes
@@ -245,17 +298,86 @@ class Gateway:
         enable_access_log(app, "api")
         return app
 
+    def _build_inbound(self) -> None:
+        config = self.config
+        owner = inbound_owner(config)
+        section = config.optout
+        self._webhook_secrets = {
+            k.name: k.webhook_signing_secret.get_secret_value() for k in config.api_keys
+        }
+        self.outbox = Outbox(
+            self.store,
+            webhook_settings(config),
+            self._webhook_secret,
+            self.metrics,
+            self.clock,
+            self.rng,
+        )
+        self.inbound = InboundService(
+            self.store,
+            self.media_store,
+            InboundSettings(
+                owners={m.name: owner for m in config.mmsc},
+                policy=OptOutPolicy.build(
+                    section.enabled, section.stop_keywords, section.start_keywords
+                ),
+            ),
+            self.links,
+            self.clock,
+        )
+        reply_owner = owner[0] or config.api_keys[0].name
+
+        async def send_reply(reply: Reply) -> str:
+            # A confirmation skips the suppression check: the number has just opted out,
+            # and this is the one message carriers expect it to get.
+            request = SubmitRequest(
+                to=(reply.to,),
+                sender=reply.sender,
+                text=reply.text,
+                route=reply.route,
+                delivery_report=False,
+            )
+            record, _ = await self.submissions.submit(
+                reply_owner, request, idempotency_key=None, request_hash=None, check_optout=False
+            )
+            return record.id
+
+        handlers = CallbackHandlers(
+            reports=ReportService(self.store, self.metrics, self.clock),
+            inbound=self.inbound,
+            confirmations=OptOutConfirmations(
+                send_reply,
+                texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
+            ),
+            metrics=self.metrics,
+            events_added=self.outbox.wake,
+        )
+        self.listener = Mm7Listener(peers(config), handlers.as_handlers(), self.metrics)
+        self.listener.add_routes(self.mm7_app)
+        InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
+            self.api_app
+        )
+
+    def _webhook_secret(self, api_key: str | None) -> str:
+        """The HMAC secret of an API key's webhooks (unknown keys: the media signing key)."""
+        secret = self._webhook_secrets.get(api_key or "")
+        return secret if secret is not None else self.links.key.hex()
+
+    def base_url(self) -> str:
+        """Where clients reach the API: ``[gateway] public_url`` if set, else the listener."""
+        section = self.config.gateway
+        bound = self.listeners.api
+        if "public_url" in section.model_fields_set or bound is None:
+            return section.public_url
+        host, port = bound
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
     def _media_action(self, action: str) -> None:
         # Per-part pipeline actions onto the metric's labels; "too_large" parts only occur
         # in a result that does not fit, which is counted once as link_fallback/rejected.
         label = {"first_frame": "adapted", "generated": None, "too_large": None}.get(action, action)
         if label is not None:
             self.metrics.media_adaptations_total.labels(result=label).inc()
-
-    def _media_link(self, sha256: str) -> str:
-        """A signed, expiring public URL for stored media (link fallback)."""
-        expires = int(self.clock() + self.config.gateway.media_url_ttl_seconds)
-        return media_url(self.callbacks.base_url(), self.callbacks.key(), sha256, expires)
 
     def _wake(self, route: str) -> None:
         worker = self.workers.get(route)
@@ -265,152 +387,8 @@ class Gateway:
     def _accepted(self, record: MessageRecord) -> None:
         self.recent.add(record)
         counter = self._accepted_counters.get(record.route)
-        if counter is None:
-            counter = self.metrics.messages_accepted_total.labels(route=record.route)
-            self._accepted_counters[record.route] = counter
-        counter.inc()
-        self._refresh_queue_gauge()
-
-    def _batch_finished(self, route: str, count: int) -> None:
-        self.queue.done(route, count)
-        self._refresh_queue_gauge()
-
-    def _refresh_queue_gauge(self) -> None:
-        for name, gauge in self._queue_gauges.items():
-            gauge.set(self.queue.depth.get(name, 0))
-
-    async def _ask_mmsc(
-        self,
-        batches: list[tuple[int, str, str]],
-        send: Callable[[RouteWorker, int, str], Awaitable[Response | None]],
-    ) -> _Answers:
-        """Send one request per submitted batch ``(batch_id, route, mm7_message_id)`` and
-        sort the answers: success, refusal (with its status) or no answer."""
-        answers = _Answers()
-        for batch_id, route, mm7_message_id in batches:
-            worker = self.workers.get(route)
-            if worker is None:
-                continue
-            response = await send(worker, batch_id, mm7_message_id)
-            if response is None:
-                answers.unreachable += 1
-            elif is_success(response.status_code):
-                answers.done.append((batch_id, route))
-            else:
-                text = f"{response.status_code} {response.status_text or ''}".strip()
-                answers.refused.append((batch_id, text))
-        return answers
-
-    async def cancel(self, record: MessageRecord) -> MessageRecord:
-        """DELETE /v1/messages/{id}: dequeue what is unsent, CancelReq what was submitted."""
-        plan = await self.store.cancel_message(record.id, self.clock())
-        answers = await self._ask_mmsc(
-            plan.submitted,
-            lambda worker, batch_id, mm7_id: worker.cancel_submitted(
-                mm7_id, f"{record.id}-cancel-{batch_id}"
-            ),
-        )
-        for batch_id, route in answers.done:
-            await self.store.mark_batch_canceled(batch_id, self.clock())
-            self.metrics.submission_outcomes_total.labels(mmsc=route, outcome="canceled").inc()
-        for batch_id, _ in answers.refused:
-            await self.store.clear_cancel_request(batch_id, self.clock())
-        # Unanswered ones stay flagged: retried when the route's worker next starts.
-        log.info(
-            "cancel requested",
-            message_id=record.id,
-            canceled_at_mmsc=len(answers.done),
-            refused=len(answers.refused),
-            unreachable=answers.unreachable,
-            in_flight=plan.in_flight,
-        )
-        depths = await self.store.queue_depths()
-        self.queue.depth = dict(depths)
-        self._refresh_queue_gauge()
-        answers.raise_for("cancel", "the cancel stays requested and is sent again when the "
-                          "route's worker next starts")  # fmt: skip
-        updated = await self.store.get_message(record.id)
-        return updated or record
-
-    async def replace(self, record: MessageRecord, replacement: ReplaceRequest) -> MessageRecord:
-        """PUT /v1/messages/{id}: new content for what is queued; MM7 ReplaceReq for what
-        the MMSC accepted and has not delivered yet."""
-        # Queued batches are held for the duration (longer than any ReplaceReq can take):
-        # a worker must not send the old content while the new one is being put in place.
-        hold = max(m.timeout_seconds for m in self.config.mmsc) * max(1, len(self.workers)) + 30
-        plan = await self.store.replace_plan(record.id, hold_until=self.clock() + hold)
-        try:
-            return await self._replace(record, replacement, plan)
-        finally:
-            await self.store.release_hold(plan.held)
-            for route in plan.routes:
-                self._wake(route)
-
-    async def _replace(
-        self, record: MessageRecord, replacement: ReplaceRequest, plan: ReplacePlan
-    ) -> MessageRecord:
-        if plan.in_flight:
-            raise StateConflict(
-                "a SubmitReq of this message is on the wire; try again in a moment",
-                code="message_in_flight",
-                retry_after=1,
-            )
-        if not plan.queued and not plan.submitted:
-            raise StateConflict(
-                f"the message is {record.status}: nothing is left to replace",
-                code="message_final",
-            )
-        request = SubmitRequest(
-            to=tuple(r.address for r in record.recipients),
-            sender=record.sender,
-            subject=replacement.subject,
-            text=replacement.text,
-            media=replacement.media,
-        )
-        # Each route counted once per recipient: the envelope budget then assumes the
-        # fullest batch possible (conservative; which recipient is on which route does not
-        # matter for fitting the content).
-        routes = plan.routes * max(1, len(record.recipients))
-        content, parts = await self.submissions.build_content(request, routes)
-        candidate = dataclasses.replace(
-            record,
-            subject=replacement.subject,
-            text=content.text,
-            parts=parts,
-            fallback=content.fallback,
-        )
-        stamp = int(self.clock() * 1000)
-        answers = await self._ask_mmsc(
-            plan.submitted,
-            lambda worker, batch_id, mm7_id: worker.replace_submitted(
-                mm7_id, f"{record.id}-replace-{batch_id}-{stamp}", candidate
-            ),
-        )
-        log.info(
-            "replace requested",
-            message_id=record.id,
-            queued=plan.queued,
-            replaced_at_mmsc=len(answers.done),
-            refused=len(answers.refused),
-            unreachable=answers.unreachable,
-        )
-        answers.raise_for("replace", "nothing was changed")
-        updated = await self.store.replace_content(
-            record.id,
-            subject=replacement.subject,
-            text=content.text,
-            parts=parts,
-            fallback=content.fallback,
-            original_bytes=content.original,
-            adapted_bytes=content.adapted,
-            now=self.clock(),
-        )
-        self.recent.discard(record.id)  # queued batches must send the new content
-        return updated or record
-
-    async def _resume_cancels(self) -> None:
-        for worker in self.workers.values():
-            await worker.resume_cancels()
+        if counter is not None:
+            counter.inc()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -418,17 +396,23 @@ class Gateway:
         requeued = await self.store.requeue_in_flight(self.clock())
         if requeued:
             log.warning("requeued submissions left in flight by a previous run", count=requeued)
-        self.queue.depth = dict(await self.store.queue_depths())
-        self._refresh_queue_gauge()
+        self.queue.reload(await self.store.queue_depths())
         self.http = aiohttp.ClientSession()
         self.submissions.http = self.http
         for client in self.clients.values():
             await client.open()
-        await self.callbacks.start()
+        await self.links.load(
+            _secret(self.config.gateway.signing_key), self.data_dir / "signing.key"
+        )
+        await self.store.sync_webhook_targets(
+            {k.name: k.callback_url for k in self.config.api_keys if k.callback_url}
+        )
+        await self.outbox.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
-        # Cancels asked for while a submission was in flight, not done before a stop.
-        self._resume_task = asyncio.create_task(self._resume_cancels(), name="resume-cancels")
+        self._resume_task = asyncio.create_task(
+            self.control.resume_cancels(), name="resume-cancels"
+        )
         listen = self.config.listen
         self.listeners.api = await self._serve(self.api_app, listen.api)
         self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
@@ -473,7 +457,7 @@ class Gateway:
         for runner in self.listeners.runners[1:]:
             await runner.cleanup()
         self.listeners.runners.clear()
-        await self.callbacks.stop()
+        await self.outbox.stop()
         for client in self.clients.values():
             await client.close()
         if self.http is not None:

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway import daemon
-from gateway.config_loader import load_config
+from gateway.cli import serve as daemon
+from gateway.config.load import load_config
 from gateway.errors import ConfigError
-from gateway.metrics import Metrics
+from gateway.ops.metrics import Metrics
 from gateway.mock_mmsc import cli as mock_cli
 from tests import yaml_subset
 

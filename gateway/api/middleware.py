@@ -10,9 +10,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gateway.access_log import route_template
 from gateway.errors import ApiError, AuthError
-from gateway.metrics import Metrics
+from gateway.ops.access_log import route_template
+from gateway.ops.metrics import Metrics
 
 log = structlog.get_logger("gateway.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from aiohttp import BodyPartReader, web
 
@@ -12,12 +11,12 @@ from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_replace, parse_submit
 from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.outbound.control import MessageControl
+from gateway.outbound.submission import SubmissionService, request_fingerprint
 from gateway.store import MessageRecord
-from gateway.submission import SubmissionService, request_fingerprint
 
 SUBMISSIONS: web.AppKey[SubmissionService] = web.AppKey("submissions", SubmissionService)
-CANCELLER: web.AppKey[Any] = web.AppKey("canceller", object)
-REPLACER: web.AppKey[Any] = web.AppKey("replacer", object)
+CONTROL: web.AppKey[MessageControl] = web.AppKey("control", MessageControl)
 MAX_RECIPIENTS: web.AppKey[int] = web.AppKey("max_recipients", int)
 MAX_MEDIA: web.AppKey[int] = web.AppKey("max_media", int)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
@@ -151,15 +150,14 @@ async def put_message(request: web.Request) -> web.Response:
     record = await service.get(request[API_KEY_NAME], request.match_info["id"])
     body, files = await _read_body(request)
     replacement = parse_replace(body, file_parts=files, max_media=request.app[MAX_MEDIA])
-    updated = await request.app[REPLACER](record, replacement)
+    updated = await request.app[CONTROL].replace(record, replacement)
     return web.json_response(message_resource(updated))
 
 
 async def delete_message(request: web.Request) -> web.Response:
     service = request.app[SUBMISSIONS]
     record = await service.get(request[API_KEY_NAME], request.match_info["id"])
-    canceller = request.app[CANCELLER]
-    updated = await canceller(record)
+    updated = await request.app[CONTROL].cancel(record)
     return web.json_response(message_resource(updated))
 
 

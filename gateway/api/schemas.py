@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import binascii
-import functools
-import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import phonenumbers
 import pybase64
 
 from gateway.errors import ValidationError
+from gateway.numbers import normalise_number, normalise_sender
+from gateway.outbound.request import MediaInput, ReplaceRequest, SubmitRequest
 
-_ALNUM_SENDER: Final = re.compile(r"^[A-Za-z0-9 ._-]{1,11}$")
-_SHORT_CODE: Final = re.compile(r"^\d{3,8}$")
 _PRIORITIES: Final = {"normal": "Normal", "high": "High", "low": "Low"}
 _FIELDS: Final = frozenset(
     {
@@ -34,89 +30,6 @@ _FIELDS: Final = frozenset(
         "client_ref",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class MediaInput:
-    """One media item as the client gave it: inline bytes, a URL, or a form file part."""
-
-    index: int
-    content_type: str | None = None
-    data: bytes | None = None
-    url: str | None = None
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitRequest:
-    to: tuple[str, ...]
-    sender: str | None = None
-    subject: str | None = None
-    text: str | None = None
-    media: tuple[MediaInput, ...] = ()
-    route: str | None = None
-    delivery_report: bool = True
-    read_report: bool = False
-    priority: str | None = None
-    send_at: float | None = None
-    expires_at: float | None = None
-    callback_url: str | None = None
-    client_ref: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def normalise_number(raw: object, field_name: str = "to") -> str:
-    """Validate an E.164 number (``+`` and country code required) and normalise it."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError(
-            "phone numbers must be non-empty strings", field=field_name, code="invalid_number"
-        )
-    return _e164(raw.strip(), field_name)
-
-
-@functools.lru_cache(maxsize=65536)
-def _e164(text: str, field_name: str) -> str:
-    # Memoised: phonenumbers costs ~40 us a number, and campaigns and retries repeat them.
-    # A ValidationError is not cached (lru_cache does not store exceptions).
-    if not text.startswith("+"):
-        raise ValidationError(
-            f"{_mask(text)} is not in E.164 format (it must start with + and the country code)",
-            field=field_name,
-            code="invalid_number",
-        )
-    try:
-        parsed = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        raise ValidationError(
-            f"{_mask(text)} is not a phone number", field=field_name, code="invalid_number"
-        ) from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(
-            f"{_mask(text)} is not a valid phone number", field=field_name, code="invalid_number"
-        )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _mask(number: str) -> str:
-    return number[:3] + "..." + number[-4:] if len(number) > 7 else "..."
-
-
-def normalise_sender(raw: object) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise ValidationError(
-            "from must be a non-empty string", field="from", code="invalid_sender"
-        )
-    text = raw.strip()
-    if text.startswith("+"):
-        return normalise_number(text, "from")
-    if _SHORT_CODE.match(text) or _ALNUM_SENDER.match(text):
-        return text
-    raise ValidationError(
-        "from must be a short code (3-8 digits), an E.164 long code "
-        "or an alphanumeric id (up to 11 chars)",
-        field="from",
-        code="invalid_sender",
-    )
 
 
 def _timestamp(raw: object, field_name: str) -> float:
@@ -268,15 +181,6 @@ def parse_submit(
 
 #: What ``PUT /v1/messages/{id}`` may change: the content (MM7 ReplaceReq carries content).
 _REPLACE_FIELDS: Final = frozenset({"subject", "text", "media"})
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaceRequest:
-    """New content for a message (``PUT /v1/messages/{id}``)."""
-
-    subject: str | None
-    text: str | None
-    media: tuple[MediaInput, ...]
 
 
 def parse_replace(

@@ -1,8 +1,7 @@
-"""Durable storage of the gateway.
+"""Durable storage of the gateway: every SQL statement lives under this package.
 
-The rest of the gateway codes against ``Store`` (``gateway/store/interface.py``, a
-``typing.Protocol``, where the portability rules are written down); ``SqliteStore`` is
-the embedded default.
+The rest of the gateway codes against ``Store`` (``interface.py``) and the records of
+``records.py``; ``SqliteStore`` is the embedded default backend.
 """
 
 from __future__ import annotations
@@ -11,12 +10,14 @@ from gateway.store.interface import Store
 from gateway.store.records import (
     FINAL_RECIPIENT_STATES,
     Batch,
+    CancelPlan,
     MessageRecord,
     NewMessage,
     PartRef,
     RecipientRecord,
+    ReplacePlan,
 )
-from gateway.store.sqlite import CancelPlan, ReplacePlan, SqliteStore
+from gateway.store.sqlite import SqliteStore
 
 __all__ = [
     "FINAL_RECIPIENT_STATES",

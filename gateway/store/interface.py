@@ -1,31 +1,34 @@
 """The storage contract the rest of the gateway codes against.
 
-``SqliteStore`` is the embedded implementation; a PostgreSQL backend implements the same
-``Store`` protocol. Two levels:
+The interface speaks in records (``gateway.store.records``) and operations; no
+connection or SQL crosses it, so a backend owns all of its statements. ``SqliteStore``
+(``gateway/store/sqlite/``) is the embedded implementation. Every write operation is
+durable when its coroutine returns, and each one is one transaction: a batch state
+change, the recipient updates it causes and the webhook event it emits commit together
+(a transactional outbox), and so do a report or an inbound message with theirs.
 
-* queue operations (``create_message`` ... ``mark_batch_canceled``): each a coroutine whose
-  write side is durable when it returns;
-* ``read``/``write``: run a function with a DB-API connection on the store's own thread
-  (``write`` inside a transaction that commits before the coroutine returns). The
-  callbacks package keeps its SQL in ``gateway/callbacks/sql.py`` and uses this; its SQL is
-  portable (``INSERT ... ON CONFLICT``, ``RETURNING``, no SQLite functions) apart from the
-  ``?`` placeholders, which a psycopg-based backend translates to ``%s``. The DDL in
-  ``migrations.py`` is SQLite's: a PostgreSQL backend has its own migrations with the same
-  version numbers (identity columns instead of ``AUTOINCREMENT``).
+A new backend implements this protocol, keeps its own migrations with the same version
+numbers as SQLite's, and must enforce the recipient state machine of
+``gateway.store.transitions`` inside those transactions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from gateway.store.records import Batch, MessageRecord, NewMessage, PartRef
-    from gateway.store.sqlite import CancelPlan, ReplacePlan
-
-T = TypeVar("T")
+    from gateway.store.records import (
+        Batch,
+        CancelPlan,
+        InboundRow,
+        MessageRecord,
+        NewMessage,
+        OutboxEvent,
+        PartRef,
+        ReplacePlan,
+        ReportResult,
+        ReportRow,
+    )
 
 
 class Store(Protocol):
@@ -34,9 +37,6 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def check_writable(self) -> None: ...
-
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def create_message(self, new: NewMessage) -> tuple[MessageRecord, bool]: ...
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
@@ -73,3 +73,29 @@ class Store(Protocol):
         adapted_bytes: int,
         now: float,
     ) -> MessageRecord | None: ...
+
+    # Reports, inbound messages and the opt-out list.
+    async def store_report(self, report: ReportRow) -> ReportResult: ...
+    async def report_counts(self) -> dict[str, int]: ...
+    async def store_inbound(
+        self, row: InboundRow, event: tuple[str, dict[str, Any]] | None
+    ) -> tuple[str, bool]: ...
+    async def get_inbound(self, inbound_id: str) -> dict[str, Any] | None: ...
+    async def list_inbound(
+        self, api_key: str, limit: int, before: str | None
+    ) -> list[dict[str, Any]]: ...
+    async def media_type_of(self, sha256: str) -> str | None: ...
+    async def suppressed_numbers(self, pairs: list[tuple[str, str]]) -> list[str]: ...
+
+    # The webhook outbox.
+    async def sync_webhook_targets(self, targets: dict[str, str]) -> None: ...
+    async def due_events(
+        self, now: float, limit: int, busy_streams: tuple[str, ...]
+    ) -> list[OutboxEvent]: ...
+    async def next_event_at(self) -> float | None: ...
+    async def finish_event(
+        self, row_id: int, state: str, error: str | None, now: float
+    ) -> None: ...
+    async def retry_event(self, row_id: int, next_at: float, error: str, now: float) -> None: ...
+    async def dead_letters(self, api_key: str | None, limit: int) -> list[dict[str, Any]]: ...
+    async def outbox_counts(self) -> dict[str, int]: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 #: Recipient states after which nothing more will happen (a stale report cannot undo them).
@@ -103,3 +104,116 @@ class Batch:
     recipients: tuple[str, ...]
     expires_at: float
     transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelPlan:
+    """What a cancel found: queued batches are canceled in the store already; these remain.
+
+    ``submitted``: ``(batch_id, route, mm7_message_id)`` to CancelReq now; ``in_flight``:
+    batches whose SubmitReq is on the wire (flagged: the worker cancels each one when its
+    SubmitRsp is recorded).
+    """
+
+    found: bool
+    submitted: list[tuple[int, str, str]] = field(default_factory=list)
+    in_flight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacePlan:
+    """Batches of a message by where they stand (for ``PUT /v1/messages/{id}``).
+
+    ``submitted``: ``(batch_id, route, mm7_message_id)`` accepted by the MMSC and not yet
+    final, which a ReplaceReq can still change.
+    """
+
+    queued: int = 0
+    in_flight: int = 0
+    submitted: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Every route the message's recipients go to (the new content must fit them all).
+    routes: tuple[str, ...] = ()
+    #: ``(batch_id, next_attempt_at)`` of the queued batches held for the replacement.
+    held: list[tuple[int, float]] = field(default_factory=list)
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    """An ISO 8601 UTC time (``Z``) for a Unix time, as the API and webhooks show it."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- reports, inbound messages and webhook events ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportRow:
+    """A decoded DeliveryReportReq/ReadReplyReq, ready to store."""
+
+    kind: str  # "delivery" | "read"
+    mmsc: str
+    dedupe_key: str
+    mm7_message_id: str | None
+    recipient: str | None
+    sender: str | None
+    mm_status: str | None
+    mm_status_extension: str | None
+    status_text: str | None
+    mapped_state: str | None
+    report_at: float
+    received_at: float
+    transaction_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportResult:
+    #: ``applied``, ``unchanged``, ``stale``, ``unmatched`` or ``duplicate``.
+    outcome: str
+    message_id: str | None = None
+    state: str | None = None
+    #: When the message was accepted (for the report latency metric), if it correlated.
+    accepted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundPart:
+    content_type: str
+    sha256: str
+    size: int
+    content_id: str | None
+    content_location: str | None
+    charset: str | None
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundRow:
+    id: str
+    mmsc: str
+    dedupe_key: str
+    api_key: str | None
+    sender: str | None
+    recipient: str | None
+    recipients: tuple[str, ...]
+    subject: str | None
+    text: str | None
+    linked_id: str | None
+    transaction_id: str | None
+    optout: str | None
+    sent_at: float | None
+    received_at: float
+    parts: tuple[InboundPart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    id: int
+    event_id: str
+    event_type: str
+    stream: str
+    api_key: str | None
+    url: str
+    body: str
+    attempts: int
+    created_at: float

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from gateway.app import Gateway
-from gateway.config import GatewayConfig
+from gateway.config.model import GatewayConfig
 from tests.gateway.support import RunningGateway, RunningMock
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from PIL import Image
 
 from gateway.app import Gateway
-from gateway.config import GatewayConfig
+from gateway.config.model import GatewayConfig
 
 API_KEY = "test-key-0123456789"
 

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from gateway.callbacks.inbound import decode_text
-from gateway.callbacks.signing import media_url
+from gateway.inbound.deliver import decode_text
+from gateway.media.links import media_url
 from protocol import Address, Attachment, DeliverReq, DeliverRsp, Recipients, decode
 from tests.gateway.callback_helpers import (
     SHORT_CODE,
@@ -169,14 +169,14 @@ async def test_media_urls_are_signed_and_expire(tmp_path, mmsc):
         async with s.get(tampered) as response:
             assert response.status == 403
             assert (await response.json())["error"]["code"] == "invalid_media_signature"
-        expired = media_url(url_of(gw.listeners.api, ""), gw.callbacks.signing_key, media_id, 1)
+        expired = media_url(url_of(gw.listeners.api, ""), gw.links.key, media_id, 1)
         async with s.get(expired) as response:
             assert response.status == 403
         async with s.get(base) as response:
             assert response.status == 403
         # A valid signature for an id that is no sha256 is still not found.
         bogus = media_url(
-            url_of(gw.listeners.api, ""), gw.callbacks.signing_key, "not-a-sha256", 2**40
+            url_of(gw.listeners.api, ""), gw.links.key, "not-a-sha256", 2**40
         )
         async with s.get(bogus) as response:
             assert response.status == 404
@@ -219,7 +219,7 @@ async def test_concurrent_inbound_with_the_same_media_all_succeed(tmp_path, mmsc
     ],
 )
 def test_stored_media_is_served_with_a_safe_type(declared, served):
-    from gateway.callbacks.routes import servable_type
+    from gateway.api.inbound import servable_type
 
     assert servable_type(declared) == served
 

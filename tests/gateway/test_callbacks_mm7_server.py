@@ -8,7 +8,6 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gateway.callbacks import sql
 from protocol import (
     Address,
     DeliverReq,
@@ -67,7 +66,7 @@ async def test_bad_or_missing_credentials_get_401(tmp_path, mmsc, headers):
         )
         assert status == 401
         assert response_headers["WWW-Authenticate"].startswith("Basic ")
-        assert await gw.store.read(sql.report_counts) == {}
+        assert await gw.store.report_counts() == {}
 
 
 async def test_named_path_and_unknown_mmsc(tmp_path, mmsc):

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.config import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
 from tests.gateway.callback_helpers import (
     SHORT_CODE,
     Receiver,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.callbacks.optout import OptOutPolicy, normalise_keyword
+from gateway.inbound.keywords import OptOutPolicy, normalise_keyword
 from protocol import Address, Attachment, DeliverReq, Recipients
 from tests.gateway.callback_helpers import (
     SHORT_CODE,

@@ -14,8 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.callbacks import sql
-from gateway.callbacks.signing import SIGNATURE_HEADER, verify_webhook, webhook_signature
+from gateway.webhooks.signing import SIGNATURE_HEADER, verify_webhook, webhook_signature
 from protocol import encode
 from tests.gateway.callback_helpers import (
     WEBHOOK_SECRET,
@@ -132,7 +131,7 @@ async def test_retries_while_the_receiver_is_down(tmp_path, mmsc):
                 == 1
             )
         )
-        assert await gw.store.read(sql.outbox_counts) == {"delivered": 1}
+        assert await gw.store.outbox_counts() == {"delivered": 1}
 
 
 async def test_dead_letter_then_the_stream_moves_on(tmp_path, mmsc, receiver):
@@ -172,7 +171,7 @@ async def test_events_without_a_callback_url_are_not_queued(tmp_path, mmsc):
     async with running(config) as gw, aiohttp.ClientSession() as s:
         _, mm7_id = await submitted(s, gw, TO)
         await post_mm7(s, gw, delivery_report(mm7_id, TO, "Retrieved"))
-        assert await gw.store.read(sql.outbox_counts) == {}
+        assert await gw.store.outbox_counts() == {}
         # A message's own callback_url is used even when the key has no default.
         hook = Receiver()
         await hook.start()
@@ -189,7 +188,7 @@ _CHILD = """
 import asyncio, json, sys
 sys.path.insert(0, {root!r})
 from gateway.app import Gateway
-from gateway.config import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
 
 async def main():
     config = GatewayConfig.model_validate(json.loads(sys.argv[1]), context={{ENVIRON_CONTEXT_KEY: {{}}}})
@@ -297,7 +296,7 @@ class _FakeResolver:
     ],
 )
 async def test_client_webhook_hosts_resolve_only_to_allowed_addresses(addresses, allow_private, ok):
-    from gateway.callbacks.outbox import GuardedResolver
+    from gateway.webhooks.outbox import GuardedResolver
 
     resolver = GuardedResolver(allow_private, inner=_FakeResolver(addresses))
     if ok:
@@ -309,7 +308,7 @@ async def test_client_webhook_hosts_resolve_only_to_allowed_addresses(addresses,
 
 
 def test_only_configured_webhook_urls_are_trusted(tmp_path):
-    from gateway.callbacks import webhook_settings
+    from gateway.app import webhook_settings
 
     config = build_config(tmp_path, "http://127.0.0.1:9/mm7", callback_url="http://10.0.0.5/hook")
     settings = webhook_settings(config)

@@ -7,19 +7,15 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from gateway.callbacks import sql
-from gateway.callbacks.reports import (
+from gateway.inbound.reports import (
     DELIVERY_STATUS_LABELS,
     DELIVERY_STATUS_TABLE,
-    HARD_FINAL,
     map_delivery_status,
     map_read_status,
-    next_state,
-    pick_recipient,
-    same_number,
 )
 from gateway.store import NewMessage, SqliteStore
-from gateway.store.records import RECIPIENT_STATES
+from gateway.store.records import RECIPIENT_STATES, ReportRow
+from gateway.store.transitions import HARD_FINAL, next_state, pick_recipient, same_number
 from protocol import DeliveryReportRsp, ReadReplyRsp, decode
 from protocol.messages import MM_DELIVERY_STATUSES
 from tests.gateway.callback_helpers import (
@@ -125,20 +121,20 @@ async def test_report_before_submit_commit_is_applied_when_it_arrives(tmp_path):
             )
         )  # fmt: skip
         [batch] = await store.claim_due("r", 2.0, 1)
-        row = sql.ReportRow(
+        row = ReportRow(
             kind="delivery", mmsc="r", dedupe_key="k1", mm7_message_id="mid-early",
             recipient=TO, sender="1234", mm_status="Retrieved", mm_status_extension=None,
             status_text=None, mapped_state="delivered", report_at=3.0, received_at=3.0,
             transaction_id="t",
         )  # fmt: skip
-        result = await store.write(lambda c: sql.store_report(c, row))
+        result = await store.store_report(row)
         assert result.outcome == "unmatched"
         await store.mark_submitted(batch.id, "mid-early", 4.0)
         record = await store.get_message("msg_1")
         assert record is not None
         assert record.recipients[0].status == "delivered"
         assert record.status == "delivered"
-        counts = await store.read(sql.report_counts)
+        counts = await store.report_counts()
         assert counts == {"applied": 1}
     finally:
         await store.close()
@@ -192,7 +188,7 @@ async def test_duplicates_stale_and_non_final_reports(tmp_path, mmsc):
             s, gw, delivery_report(mm7_id, TO, "Rejected", date=t0 + timedelta(minutes=1))
         )
         assert await message_state(s, gw, message_id) == "delivered"
-        counts = await gw.store.read(sql.report_counts)
+        counts = await gw.store.report_counts()
         assert counts == {"applied": 2, "unchanged": 1}
 
 
@@ -205,7 +201,7 @@ async def test_stale_report_does_not_override_soft_final(tmp_path, mmsc):
         )
         await post_mm7(s, gw, delivery_report(mm7_id, TO, "Deferred", date=t0))
         assert await message_state(s, gw, message_id) == "rejected"
-        assert (await gw.store.read(sql.report_counts)).get("stale") == 1
+        assert (await gw.store.report_counts()).get("stale") == 1
 
 
 async def test_swapped_sender_recipient_and_missing_plus(tmp_path, mmsc):
@@ -231,7 +227,7 @@ async def test_unknown_message_id_is_kept_answered_and_counted(tmp_path, mmsc):
         answer = decode(body)
         assert isinstance(answer, DeliveryReportRsp)
         assert answer.status_code == 1000
-        assert await gw.store.read(sql.report_counts) == {"unmatched": 1}
+        assert await gw.store.report_counts() == {"unmatched": 1}
         assert (
             gw.registry.get_sample_value("mm7gw_unknown_delivery_reports_total", {"mmsc": "mock"})
             == 1.0

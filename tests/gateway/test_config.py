@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from gateway import check_config
-from gateway.config import GatewayConfig, HostPort, MmscConfig
-from gateway.config_loader import config_from_dict, format_key_path, load_config, validate_config
+from gateway.cli import check_config
+from gateway.config.model import GatewayConfig, HostPort, MmscConfig
+from gateway.config.load import config_from_dict, format_key_path, load_config, validate_config
 from gateway.errors import ConfigError
 from protocol.versions import DEFAULT_VERSION
 

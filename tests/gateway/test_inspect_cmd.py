@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import FIXTURES, shared_mm7_path
 
-INSPECT = [sys.executable, "-m", "gateway.inspect_cmd"]
+INSPECT = [sys.executable, "-m", "gateway.cli.inspect"]
 
 
 def run(*args: str | Path, command: list[str] = INSPECT) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from gateway.log_setup import REDACTED, configure_logging, mask_number, redactor
+from gateway.ops.log_setup import REDACTED, configure_logging, mask_number, redactor
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from gateway.errors import ApiError
-from gateway.media_fetch import FetchPolicy, _PinnedResolver, address_allowed, fetch_media
+from gateway.media.fetch import FetchPolicy, _PinnedResolver, address_allowed, fetch_media
 from tests.gateway.support import jpeg_bytes, make_config
 
 TO = "+12025550101"

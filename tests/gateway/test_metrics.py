@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__
-from gateway.metrics import (
+from gateway.ops.metrics import (
     MEDIA_RESULTS,
     MM_STATUSES,
     RETRY_REASONS,

@@ -15,8 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__
-from gateway.callbacks import sql
-from gateway.metrics import MEDIA_RESULTS, MM_STATUSES, RETRY_REASONS, STATUS_CLASSES
+from gateway.ops.metrics import MEDIA_RESULTS, MM_STATUSES, RETRY_REASONS, STATUS_CLASSES
 from protocol import Address, DeliveryReportReq, decode, encode
 from tests.gateway.callback_helpers import Receiver
 from tests.gateway.support import API_KEY, b64, free_port, jpeg_bytes, make_config
@@ -178,7 +177,7 @@ async def run_scenario(tmp_path, mock_mmsc, run_gateway, receiver: Receiver) -> 
 
     # Let the webhook outbox drain, and its counters catch up with the receiver.
     async def drained() -> bool:
-        counts = await gw.gateway.store.read(sql.outbox_counts)
+        counts = await gw.gateway.store.outbox_counts()
         delivered = gw.gateway.registry.get_sample_value(
             "mm7gw_webhook_deliveries_total", {"outcome": "delivered"}
         )

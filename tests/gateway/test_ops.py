@@ -18,8 +18,8 @@ import pytest
 import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.callbacks.signing import media_url
-from gateway.log_setup import configure_logging
+from gateway.media.links import media_url
+from gateway.ops.log_setup import configure_logging
 from protocol import Address, DeliveryReportReq, encode
 from tests.gateway.support import API_KEY, make_config
 
@@ -75,7 +75,7 @@ async def test_access_logs_for_api_and_mm7_listeners(
     # A valid signed media link: the signature must not reach the logs.
     data = b"media bytes " * 50
     digest = await gw.gateway.media_store.put(data)
-    link = media_url(gw.api, gw.gateway.callbacks.key(), digest, int(time.time()) + 60)
+    link = media_url(gw.api, gw.gateway.links.key, digest, int(time.time()) + 60)
     signature = link.partition("sig=")[2]
     assert signature
     async with gw.session.get(link) as response:

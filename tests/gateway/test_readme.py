@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gateway.cli import COMMANDS
-from gateway.config import GatewayConfig
+from gateway.cli.main import COMMANDS
+from gateway.config.model import GatewayConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

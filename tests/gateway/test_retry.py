@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from gateway.retry import GiveUp, Retry, RetryPolicy, backoff, classify_status, decide
+from gateway.outbound.retry import GiveUp, Retry, RetryPolicy, backoff, classify_status, decide
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 
 from gateway.errors import ValidationError
-from gateway.routing import Router, RouteRule
+from gateway.outbound.routing import Router, RouteRule
 
 
 def test_longest_prefix_wins():

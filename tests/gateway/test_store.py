@@ -5,8 +5,8 @@ import pytest
 
 from gateway.errors import IdempotencyConflict
 from gateway.store import NewMessage, PartRef, SqliteStore
-from gateway.store.migrations import CURRENT_VERSION
-from gateway.store.sqlite import aggregate_status
+from gateway.store.sqlite.migrations import CURRENT_VERSION
+from gateway.store.transitions import aggregate_status
 
 
 def new_message(

@@ -1,4 +1,4 @@
-from gateway.throttle import TokenBucket
+from gateway.outbound.throttle import TokenBucket
 
 
 def simulate(bucket: TokenBucket, requests: int) -> list[float]:

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from gateway.app import Gateway
-from gateway.config import GatewayConfig
+from gateway.config.model import GatewayConfig
 from tests.gateway.support import RunningGateway
 from tests.reliability.helpers import InProcessMock, start_mock
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from gateway.callbacks.signing import media_query
+from gateway.media.links import media_query
 from protocol import (
     Address,
     DeliveryReportReq,

@@ -1,0 +1,1 @@
+"""Configuration: the frozen model (``model``) and the TOML loader (``load``)."""

@@ -1,0 +1,66 @@
+"""What happens after the MM7 listener accepted a callback: store it, then react.
+
+Each handler returns once its change is committed (the listener answers the MMSC only
+then): a report moves its recipient, an inbound MMS is stored with its media and any
+opt-out. Afterwards the webhook outbox is woken (it finds the events the commit added)
+and a STOP/START gets its confirmation reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gateway.inbound.mm7_server import Handlers
+
+if TYPE_CHECKING:
+    from gateway.inbound.deliver import InboundService
+    from gateway.inbound.delivery import ReportService
+    from gateway.inbound.keywords import OptOutConfirmations
+    from gateway.ops.metrics import Metrics
+    from protocol import DeliverReq, DeliveryReportReq, ReadReplyReq
+
+
+class CallbackHandlers:
+    """The three MM7 request handlers of one gateway."""
+
+    def __init__(
+        self,
+        *,
+        reports: ReportService,
+        inbound: InboundService,
+        confirmations: OptOutConfirmations,
+        metrics: Metrics,
+        events_added: Callable[[], None],
+    ) -> None:
+        self.reports = reports
+        self.inbound = inbound
+        self.confirmations = confirmations
+        self.metrics = metrics
+        #: Called after a commit that added webhook events (wakes the outbox).
+        self.events_added = events_added
+
+    def as_handlers(self) -> Handlers:
+        return Handlers(
+            delivery_report=self.on_delivery_report,
+            read_reply=self.on_read_reply,
+            deliver=self.on_deliver,
+        )
+
+    async def on_delivery_report(self, mmsc: str, msg: DeliveryReportReq) -> None:
+        result = await self.reports.delivery_report(mmsc, msg)
+        if result.outcome == "applied":
+            self.events_added()
+
+    async def on_read_reply(self, mmsc: str, msg: ReadReplyReq) -> None:
+        result = await self.reports.read_reply(mmsc, msg)
+        if result.outcome == "applied":
+            self.events_added()
+
+    async def on_deliver(self, mmsc: str, msg: DeliverReq) -> None:
+        received = await self.inbound.receive(mmsc, msg)
+        if received.created:
+            self.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
+            self.events_added()
+            if received.optout is not None:
+                await self.confirmations.confirm(mmsc, received)

@@ -1,0 +1,122 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
+"""Opt-out: STOP/START keywords in inbound text and the (number, short code) suppression list.
+
+An inbound MMS whose whole text is a STOP-family keyword (case, surrounding blanks and
+inner spaces ignored, so ``" stop all "`` is ``STOPALL``) suppresses further messages
+from that short code to that number; a START-family keyword lifts it. The suppression
+row is written in the same transaction as the inbound message; the outbound side checks
+the list at submission (``gateway.outbound.suppression``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+import structlog
+
+from gateway.errors import ApiError
+from gateway.numbers import normalise_number
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from gateway.inbound.deliver import Received
+
+log = structlog.get_logger("gateway.optout")
+
+DEFAULT_STOP_KEYWORDS: Final = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
+DEFAULT_START_KEYWORDS: Final = ("START", "UNSTOP")
+
+
+def normalise_keyword(text: str) -> str:
+    """Upper case, no whitespace, no trailing ``.``/``!``: what a keyword compares as."""
+    return "".join(text.split()).upper().rstrip(".!")
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutPolicy:
+    enabled: bool = True
+    stop: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_STOP_KEYWORDS))
+    start: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_START_KEYWORDS))
+
+    @classmethod
+    def build(
+        cls, enabled: bool, stop: Iterable[str] | None, start: Iterable[str] | None
+    ) -> OptOutPolicy:
+        return cls(
+            enabled=enabled,
+            stop=frozenset(normalise_keyword(k) for k in (stop or DEFAULT_STOP_KEYWORDS)),
+            start=frozenset(normalise_keyword(k) for k in (start or DEFAULT_START_KEYWORDS)),
+        )
+
+    def classify(self, text: str | None) -> str | None:
+        """``stop``, ``start`` or ``None`` for an inbound message's text."""
+        if not self.enabled or not text:
+            return None
+        word = normalise_keyword(text)
+        if word in self.stop:
+            return "stop"
+        if word in self.start:
+            return "start"
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """A text message back to a number that sent us a keyword."""
+
+    route: str
+    to: str
+    sender: str
+    text: str
+
+
+#: Queues a reply as an ordinary outbound message (handed in by the app: the inbound side
+#: does not import the outbound one); returns the new message's id.
+SendReply = Callable[[Reply], Awaitable[str]]
+
+
+class OptOutConfirmations:
+    """The optional reply to a STOP/START: an ordinary outbound message, queued like any other.
+
+    It goes back over the MMSC the keyword came from, from the short code it was sent to,
+    and skips the suppression check (the number has just opted out, and a STOP
+    confirmation is the one message carriers expect it to get). It is queued after the
+    inbound message has been committed: a crash between the two loses the confirmation,
+    never the opt-out itself.
+    """
+
+    def __init__(self, send: SendReply, *, texts: Mapping[str, str | None]) -> None:
+        self.send = send
+        self.texts = dict(texts)
+
+    async def confirm(self, mmsc: str, received: Received) -> str | None:
+        """Queue the reply to ``received``; returns the new message id, or None if none is due."""
+        text = self.texts.get(received.optout or "")
+        if not text or not received.sender or not received.recipient:
+            return None
+        raw = received.sender.strip()
+        try:
+            number = normalise_number(raw if raw.startswith("+") else "+" + raw)
+            message_id = await self.send(
+                Reply(route=mmsc, to=number, sender=received.recipient, text=text)
+            )
+        except ApiError as exc:
+            log.warning(
+                "opt-out confirmation not sent",
+                inbound_id=received.id,
+                mmsc=mmsc,
+                code=exc.code,
+                reason=str(exc),
+            )
+            return None
+        log.info(
+            "opt-out confirmation queued",
+            inbound_id=received.id,
+            mmsc=mmsc,
+            message_id=message_id,
+            keyword=received.optout,
+        )
+        return message_id

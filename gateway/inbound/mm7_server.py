@@ -1,0 +1,246 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
+"""The MM7 listener: ``POST /mm7`` and ``POST /mm7/{mmsc}`` for MMSC-originated requests.
+
+Checks who is calling (HTTP Basic per MMSC, optional source-address allow-list), decodes
+the body with ``protocol.decode``, hands DeliveryReportReq / ReadReplyReq / DeliverReq to
+their services and answers the matching ``…Rsp`` with 1000 *after* the service returned,
+i.e. after the event is committed. Answers are in the peer's own schema version (the one
+its namespace named, if we know it; else the MMSC's configured version).
+
+Errors: undecodable input gets a SOAP Fault carrying ``VASPErrorRsp`` with the decoder's
+status code (2007 format corrupt, 4004 validation error, 4003 unknown message); a message
+we do not accept from an MMSC (a SubmitReq, say) gets 4003; a store failure gets 4006 so
+the MMSC retries later. Faults use HTTP 500 as SOAP 1.1 §6.2 requires. Unknown or
+missing credentials get HTTP 401 with ``WWW-Authenticate``; a refused source address 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from gateway.errors import MediaError, StoreError
+from protocol import (
+    RESPONSE_FOR,
+    VERSIONS,
+    DecodeError,
+    DeliverReq,
+    DeliveryReportReq,
+    EncodeError,
+    Message,
+    ReadReplyReq,
+    VASPErrorRsp,
+    decode,
+    encode,
+)
+from protocol.versions import DEFAULT_VERSION, MM7_VERSION_VALUES
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from gateway.ops.metrics import Metrics
+
+log = structlog.get_logger("gateway.mm7_server")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """What the listener needs to know about one configured MMSC."""
+
+    name: str
+    version: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    allow: tuple[IpNetwork, ...] = ()
+
+    def address_allowed(self, remote: str | None) -> bool:
+        if not self.allow:
+            return True
+        try:
+            address = ipaddress.ip_address(remote or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.allow)
+
+    def credentials_match(self, username: str, password: str) -> bool:
+        user_ok = hmac.compare_digest((self.username or "").encode(), username.encode())
+        pass_ok = hmac.compare_digest((self.password or "").encode(), password.encode())
+        return user_ok and pass_ok
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None
+
+
+def _unauthorized() -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        headers={"WWW-Authenticate": 'Basic realm="mm7-gateway"'},
+        text="MMSC credentials required",
+    )
+
+
+def identify(peers: dict[str, Peer], name: str | None, request: web.Request) -> Peer:
+    """The MMSC behind a request, or an HTTP error (404 / 401 / 403)."""
+    credentials = basic_credentials(request.headers.get("Authorization"))
+    if name is not None:
+        peer = peers.get(name)
+        if peer is None:
+            raise web.HTTPNotFound(text="no such MMSC")
+        candidates = [peer]
+    else:
+        candidates = list(peers.values())
+    for peer in candidates:
+        if peer.username is None:
+            matched = credentials is None or name is not None
+        else:
+            matched = credentials is not None and peer.credentials_match(*credentials)
+        if matched:
+            if not peer.address_allowed(request.remote):
+                log.warning("MM7 request from a refused address", mmsc=peer.name)
+                raise web.HTTPForbidden(text="source address not allowed")
+            return peer
+    log.warning(
+        "MM7 request with unknown credentials", mmsc=name, presented=credentials is not None
+    )
+    raise _unauthorized()
+
+
+def _response_version(msg: Message, peer: Peer) -> str:
+    return msg.version if msg.version in VERSIONS else peer.version
+
+
+def _encode(message: Message, version: str) -> tuple[str, bytes]:
+    try:
+        return encode(message, version)
+    except EncodeError:
+        # E.g. a TransactionID that is no xs:NMTOKEN under REL-5-MM7-1-0: answer in a
+        # schema that can carry it rather than not at all.
+        return encode(message, DEFAULT_VERSION)
+
+
+def soap_response(message: Message, version: str, status: int = 200) -> web.Response:
+    content_type, body = _encode(message, version)
+    return web.Response(body=body, status=status, headers={"Content-Type": content_type})
+
+
+def fault(version: str, transaction_id: str | None, code: int, text: str) -> web.Response:
+    error = VASPErrorRsp(
+        transaction_id=transaction_id or "gw-" + uuid.uuid4().hex,
+        status_code=code,
+        status_text=text[:200],
+    )
+    return soap_response(error, version, status=500)
+
+
+def missing_fields(msg: Message) -> list[str]:
+    """The mandatory elements (MM7 names) a callback lacks for us to act on it."""
+    missing: list[str] = []
+    if isinstance(msg, DeliveryReportReq | ReadReplyReq):
+        if not msg.message_id:
+            missing.append("MessageID")
+        if not msg.mm_status:
+            missing.append("MMStatus")
+        if msg.recipient is None and msg.sender is None:
+            missing.append("Recipient")  # one MMSC swaps Sender/Recipient: either will do
+    # A DeliverReq without Sender is accepted (a Nokia MMSC sends them): it is stored with
+    # no sender; it cannot opt out or be answered, but refusing it would lose the message.
+    return missing
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """The services each accepted MM7 request type goes to (all durable on return)."""
+
+    delivery_report: Callable[[str, DeliveryReportReq], Awaitable[object]]
+    read_reply: Callable[[str, ReadReplyReq], Awaitable[object]]
+    deliver: Callable[[str, DeliverReq], Awaitable[object]]
+
+
+class Mm7Listener:
+    def __init__(self, peers: dict[str, Peer], handlers: Handlers, metrics: Metrics) -> None:
+        self.peers = peers
+        self.handlers = handlers
+        self.metrics = metrics
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/mm7", self.handle)
+        app.router.add_post("/mm7/{mmsc}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        peer = identify(self.peers, request.match_info.get("mmsc"), request)
+        body = await request.read()
+        with structlog.contextvars.bound_contextvars(mmsc=peer.name):
+            try:
+                msg = decode(body, request.headers.get("Content-Type"))
+            except DecodeError as exc:
+                log.warning("undecodable MM7 request", error=str(exc), status=exc.status_code)
+                return fault(peer.version, None, exc.status_code, str(exc))
+            for kind in msg.leniencies:
+                self.metrics.decode_leniencies_total.labels(mmsc=peer.name, kind=kind).inc()
+            # Reports and read replies name the MessageID we got in our SubmitRsp.
+            with structlog.contextvars.bound_contextvars(
+                transaction_id=msg.transaction_id,
+                mm7_message_id=getattr(msg, "message_id", None),
+            ):
+                return await self._dispatch(peer, msg)
+
+    async def _dispatch(self, peer: Peer, msg: Message) -> web.Response:
+        version = _response_version(msg, peer)
+        missing = missing_fields(msg)
+        if missing:
+            # Tolerant parsing stops here: without these we could neither correlate nor
+            # store the callback, and answering 1000 would make the MMSC drop it for good.
+            log.warning("MM7 callback without mandatory elements", missing=missing)
+            return fault(
+                version,
+                msg.transaction_id,
+                4004,
+                f"validation error: {type(msg).__name__} has no {' or '.join(missing)}",
+            )
+        try:
+            if isinstance(msg, DeliveryReportReq):
+                await self.handlers.delivery_report(peer.name, msg)
+            elif isinstance(msg, ReadReplyReq):
+                await self.handlers.read_reply(peer.name, msg)
+            elif isinstance(msg, DeliverReq):
+                await self.handlers.deliver(peer.name, msg)
+            else:
+                log.warning("unsupported MM7 operation", operation=type(msg).__name__)
+                return fault(
+                    version,
+                    msg.transaction_id,
+                    4003,
+                    f"{type(msg).__name__} is not accepted on the VASP side",
+                )
+        except (StoreError, MediaError, sqlite3.Error) as exc:
+            # No traceback: its locals would put the message (numbers, media) in the log.
+            log.error("cannot store an MM7 callback", error=str(exc))  # noqa: TRY400
+            return fault(version, msg.transaction_id, 4006, "service temporarily unavailable")
+        allowed = MM7_VERSION_VALUES.get(version, ())
+        rsp = RESPONSE_FOR[type(msg)](
+            transaction_id=msg.transaction_id or "gw-" + uuid.uuid4().hex,
+            mm7_version=msg.mm7_version if msg.mm7_version in allowed else None,
+            status_code=1000,
+        )
+        return soap_response(rsp, version)

@@ -1,0 +1,447 @@
+"""Per-MMSC submission workers: claim due batches, throttle, send, record the outcome.
+
+Theory of operation: each route has one worker loop. It claims only as many due batches
+as it has free slots in its in-flight window (so a large queue stays in the database,
+not in memory), waits for the route's token bucket (and the sender's, for long codes),
+then starts one task per SubmitReq. Several requests are in flight per MMSC at once:
+that is the point of the window. Outcomes are written back durably; retries are
+rescheduled in the database with back-off, so a crash loses nothing (batches found
+in_flight at start are queued again: at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from gateway.errors import GatewayError
+from gateway.ops.metrics import Metrics
+from gateway.outbound.content import MediaCache, RecentMessages, build_submit, content_attachments
+from gateway.outbound.mmsc_client import MmscClient, SendResult
+from gateway.outbound.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
+from gateway.outbound.throttle import TokenBucket
+from gateway.store import Batch, MessageRecord, Store
+from protocol import (
+    CancelReq,
+    ErrorRsp,
+    ProtocolError,
+    ReplaceReq,
+    Response,
+    SenderIdentification,
+    SubmitRsp,
+    is_success,
+    status_info,
+)
+
+log = structlog.get_logger("gateway.outbound.dispatcher")
+
+#: Consecutive failed exchanges after which a route's circuit opens (``/readyz``: not ready;
+#: the worker sends one probe at a time, with growing pauses).
+CIRCUIT_OPEN_AFTER = 5
+#: Longest pause between probes of an open circuit: recovery is noticed within this time.
+CIRCUIT_MAX_PAUSE_SECONDS = 30.0
+
+_STATUS_CLASS_LABEL = {
+    "success": "success",
+    "client_error": "client_error",
+    "server_error": "server_error",
+    "service_error": "service_error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    name: str
+    vasp_id: str | None
+    vas_id: str | None
+    sender: str | None
+    tps: float
+    burst: float
+    max_in_flight: int
+    per_sender_tps: float | None
+    retry: RetryPolicy
+    status_overrides: dict[int, str] = field(default_factory=dict)
+    slow_down_factor: float = 0.5
+    slow_down_recovery_seconds: float = 30.0
+
+
+class RouteWorker:
+    def __init__(
+        self,
+        route: RouteSettings,
+        store: Store,
+        media: MediaCache,
+        client: MmscClient,
+        metrics: Metrics,
+        *,
+        on_finished: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        recent: RecentMessages | None = None,
+    ) -> None:
+        self.route = route
+        self.recent = recent or RecentMessages(0)
+        self.store = store
+        self.media = media
+        self.client = client
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.bucket = TokenBucket(route.tps, route.burst)
+        self.sender_buckets: dict[str, TokenBucket] = {}
+        self.window = asyncio.Semaphore(max(1, route.max_in_flight))
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.claimed: set[int] = set()
+        self.wake_event = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.stopping = False
+        self.consecutive_failures = 0
+        self.last_slow_down = 0.0
+        self.on_finished = on_finished
+        # This route's metric children, resolved once: ``labels()`` costs microseconds a
+        # call, several calls a message.
+        name = route.name
+        self._in_flight_gauge = metrics.in_flight.labels(mmsc=name)
+        self._throttle_wait = metrics.throttle_wait_seconds.labels(mmsc=name)
+        self._submit_latency = metrics.submit_latency_seconds.labels(mmsc=name)
+        self._submit_requests: dict[str, Any] = {}
+
+    def _count_outcome(self, outcome: str) -> None:
+        self.metrics.submission_outcomes_total.labels(mmsc=self.route.name, outcome=outcome).inc()
+
+    def _count_submit(self, status_class: str) -> None:
+        counter = self._submit_requests.get(status_class)
+        if counter is None:
+            counter = self._submit_requests[status_class] = (
+                self.metrics.submit_requests_total.labels(
+                    mmsc=self.route.name, status_class=status_class
+                )
+            )
+        counter.inc()
+
+    # -- state for /readyz ------------------------------------------------------------------
+    @property
+    def circuit(self) -> str:
+        if self.consecutive_failures >= CIRCUIT_OPEN_AFTER:
+            return "open"
+        if self.consecutive_failures > 0:
+            return "degraded"
+        return "closed"
+
+    def wake(self) -> None:
+        self.wake_event.set()
+
+    def is_stopping(self) -> bool:
+        return self.stopping
+
+    # -- main loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        while not self.stopping:
+            if self.circuit == "open":
+                await self._probe_pause()
+                if self.is_stopping():
+                    break
+            await self.window.acquire()
+            slots = 1
+            # Claim for every free slot in one store round trip (one commit, not one each);
+            # with the circuit open, one probe at a time.
+            while not self.window.locked() and self.circuit != "open":
+                await self.window.acquire()
+                slots += 1
+            if self.is_stopping():  # stop() may have run while we waited for a slot
+                self._release(slots)
+                break
+            batches = await self.store.claim_due(self.route.name, self.clock(), slots)
+            self._release(slots - len(batches))
+            if not batches:
+                await self._idle()
+                continue
+            for batch in batches:
+                self.claimed.add(batch.id)
+            for batch in batches:
+                task = asyncio.create_task(self._send(batch), name=f"submit-{batch.id}")
+                self.in_flight[batch.id] = task
+            self._in_flight_gauge.set(len(self.in_flight))
+
+    async def _probe_pause(self) -> None:
+        """Circuit open (the MMSC keeps failing): wait for in-flight attempts, then pause
+        before the next single probe, longer the longer the failures go on, so a dead MMSC
+        gets a trickle of probes instead of every due retry."""
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight.values()))
+        retry = self.route.retry
+        excess = self.consecutive_failures - CIRCUIT_OPEN_AFTER
+        delay = min(
+            CIRCUIT_MAX_PAUSE_SECONDS,
+            retry.max_backoff,
+            retry.initial_backoff * retry.multiplier ** min(excess, 30),
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self.window.release()
+
+    async def _idle(self) -> None:
+        # Clear before reading: a wake that arrives during the read is then not lost.
+        self.wake_event.clear()
+        next_due = await self.store.next_due_at(self.route.name)
+        timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake_event.wait(), timeout)
+
+    def _sender_wait(self, message: MessageRecord) -> float:
+        """Seconds until this message's sender may send again (per-sender rate); takes the
+        sender's token when it is free now."""
+        if not self.route.per_sender_tps:
+            return 0.0
+        sender = message.sender or self.route.sender or ""
+        bucket = self.sender_buckets.get(sender)
+        if bucket is None:
+            bucket = self.sender_buckets[sender] = TokenBucket(self.route.per_sender_tps, 1.0)
+        now = time.monotonic()
+        wait = bucket.peek(now)
+        if wait <= 0:
+            bucket.reserve(now)
+        return wait
+
+    async def _throttle(self) -> None:
+        """Wait for the route's token: the last step before sending, so the MMSC sees the
+        configured rate, not our processing jitter.
+
+        The token is taken when the send really happens, not reserved ahead: a reserved
+        slot woken late by a busy event loop would bunch up with the next ones, and the
+        MMSC would see more than ``tps + burst`` in a second.
+        """
+        self._recover()
+        started = time.monotonic()
+        now = started
+        while (delay := self.bucket.peek(now)) > 0:
+            await asyncio.sleep(delay)
+            now = time.monotonic()
+        self.bucket.reserve(now)
+        self._throttle_wait.observe(now - started)
+
+    def _recover(self) -> None:
+        if self.bucket.factor < 1.0 and self.route.slow_down_recovery_seconds > 0:
+            now = time.monotonic()
+            if now - self.last_slow_down >= self.route.slow_down_recovery_seconds:
+                self.bucket.recover(0.25)
+                self.last_slow_down = now
+
+    # -- one submission ----------------------------------------------------------------------------
+    async def _send(self, batch: Batch) -> None:
+        settled = False  # the store has the batch's outcome: nothing to hand back at stop
+        try:
+            with structlog.contextvars.bound_contextvars(
+                message_id=batch.message_id,
+                mmsc=self.route.name,
+                transaction_id=batch.transaction_id,
+            ):
+                try:
+                    await self._attempt(batch)
+                    settled = True
+                except (GatewayError, OSError, ProtocolError, ValueError) as exc:
+                    # A bug or a store failure must not strand the batch in flight until the
+                    # next restart: queue it again after a back-off.
+                    log.exception("submission attempt failed", error=str(exc))
+                    now = self.clock()
+                    with contextlib.suppress(GatewayError, OSError):
+                        await self.store.mark_retry(
+                            batch.id,
+                            now + self.route.retry.initial_backoff,
+                            f"internal error: {exc}",
+                            now,
+                        )
+                        settled = True
+        finally:
+            self.in_flight.pop(batch.id, None)
+            if settled:
+                self.claimed.discard(batch.id)
+            self._in_flight_gauge.set(len(self.in_flight))
+            self.window.release()
+            # A retry may now be due sooner than the loop's current idle wait.
+            self.wake_event.set()
+
+    async def _attempt(self, batch: Batch) -> None:
+        now = self.clock()
+        if now >= batch.expires_at:
+            await self._give_up(batch, GiveUp("expired", "validity period ended before submission"))
+            return
+        message = self.recent.get(batch.message_id) or await self.store.get_message(
+            batch.message_id
+        )
+        if message is None:
+            log.error("batch without message", batch_id=batch.id)
+            await self.store.mark_failed(batch.id, "failed", "message record missing", now)
+            return
+        sender_wait = self._sender_wait(message)
+        if sender_wait > 0:
+            # A long code at its own limit: give the slot back to other senders' messages
+            # rather than sleep on it, and come back when this sender may send again.
+            await self.store.mark_retry(
+                batch.id, now + sender_wait, "sender rate limit", now, count_attempt=False
+            )
+            return
+        media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
+        request = build_submit(self.route, message, batch, media)
+        content_type, body = self.client.encode(request)
+        await self._throttle()
+        result = await self.client.post(content_type, body)
+        self._submit_latency.observe(result.seconds)
+        await self._record(batch, result)
+
+    async def _record(self, batch: Batch, result: SendResult) -> None:
+        now = self.clock()
+        response = result.message
+        if result.kind == "response" and isinstance(response, Response):
+            info = status_info(response.status_code)
+            label = _STATUS_CLASS_LABEL.get(info.status_class.value, "service_error")
+            self._count_submit(label)
+            outcome: Outcome = classify_status(response.status_code, self.route.status_overrides)
+            text = response.status_text or info.name
+            reason = f"status {response.status_code} {text}"
+            if outcome == "ok":
+                self.consecutive_failures = 0
+                mm7_id = response.message_id if isinstance(response, SubmitRsp) else None
+                cancel_requested = await self.store.mark_submitted(batch.id, mm7_id, now)
+                self._count_outcome("submitted")
+                with structlog.contextvars.bound_contextvars(mm7_message_id=mm7_id):
+                    log.info("submitted", attempt=batch.attempts)
+                    self._finished(batch)
+                    if cancel_requested and mm7_id:
+                        await self.cancel_after_submit(batch.id, batch.message_id, mm7_id)
+                return
+            if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
+                self.consecutive_failures += 0 if outcome == "fail" else 1
+        else:
+            label = {"timeout": "timeout", "network_error": "network_error"}.get(
+                result.kind, "http_error"
+            )
+            self._count_submit(label)
+            outcome = "retry"
+            reason = result.error or result.kind
+            self.consecutive_failures += 1
+        if outcome == "retry_slow_down":
+            self.bucket.slow_down(self.route.slow_down_factor)
+            self.last_slow_down = time.monotonic()
+        decision = decide(
+            self.route.retry, outcome, batch.attempts, now, batch.expires_at, self.rng, reason
+        )
+        if isinstance(decision, GiveUp):
+            await self._give_up(batch, decision)
+            return
+        retry_reason = {
+            "retry_slow_down": "slow_down",
+            "timeout": "timeout",
+            "network_error": "network",
+        }.get(
+            outcome if outcome == "retry_slow_down" else result.kind,
+            "status" if result.kind == "response" else "http",
+        )
+        self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
+        await self.store.mark_retry(
+            batch.id, decision.at, reason, now, count_attempt=outcome != "retry_slow_down"
+        )
+        log.info(
+            "retry scheduled",
+            reason=reason,
+            attempt=batch.attempts,
+            delay=round(decision.at - now, 3),
+        )
+
+    async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
+        await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())
+        self._count_outcome(decision.state)
+        log.warning("submission ended", state=decision.state, reason=decision.reason)
+        self._finished(batch)
+
+    def _finished(self, _batch: Batch) -> None:
+        if self.on_finished is not None:
+            self.on_finished(self.route.name, 1)
+
+    # -- cancel ------------------------------------------------------------------------------------
+    async def cancel_after_submit(self, batch_id: int, message_id: str, mm7_id: str) -> bool:
+        """CancelReq for a batch whose cancel was asked for while it was in flight."""
+        response = await self.cancel_submitted(mm7_id, f"{message_id}-cancel-{batch_id}")
+        if response is not None and is_success(response.status_code):
+            await self.store.mark_batch_canceled(batch_id, self.clock())
+            self._count_outcome("canceled")
+            log.info("canceled after submission", mm7_message_id=mm7_id)
+            return True
+        if response is not None:  # a definitive refusal (e.g. already delivered): stop asking
+            await self.store.clear_cancel_request(batch_id, self.clock())
+        log.warning(
+            "cancel after submission not done",
+            mm7_message_id=mm7_id,
+            status=None if response is None else response.status_code,
+        )
+        return False
+
+    async def resume_cancels(self) -> None:
+        """At start: cancels that were requested in flight and not done before a stop."""
+        for batch_id, message_id, mm7_id in await self.store.pending_cancels(self.route.name):
+            with contextlib.suppress(GatewayError, OSError):
+                await self.cancel_after_submit(batch_id, message_id, mm7_id)
+
+    async def cancel_submitted(self, mm7_message_id: str, transaction_id: str) -> Response | None:
+        request = CancelReq(
+            transaction_id=transaction_id,
+            sender_identification=SenderIdentification(
+                vasp_id=self.route.vasp_id, vas_id=self.route.vas_id
+            ),
+            message_id=mm7_message_id,
+        )
+        result = await self.client.send(request)
+        return result.message if isinstance(result.message, Response) else None
+
+    async def replace_submitted(
+        self, mm7_message_id: str, transaction_id: str, message: MessageRecord
+    ) -> Response | None:
+        """ReplaceReq: the MMSC swaps the content of a message it has not delivered yet."""
+        media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
+        request = ReplaceReq(
+            transaction_id=transaction_id,
+            sender_identification=SenderIdentification(
+                vasp_id=self.route.vasp_id, vas_id=self.route.vas_id
+            ),
+            message_id=mm7_message_id,
+            attachments=content_attachments(message, media),
+        )
+        result = await self.client.send(request)
+        return result.message if isinstance(result.message, Response) else None
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    async def stop(self, grace: float, run_task: asyncio.Task[None] | None = None) -> None:
+        """Stop claiming, let in-flight submissions finish within ``grace`` seconds, and
+        hand anything still unsent back to the queue."""
+        self.stopping = True
+        self._stopped.set()
+        self.wake_event.set()
+        self.window.release()  # unblock a loop waiting for a slot; we no longer claim
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace  # one budget for the loop and the in-flight work
+        if run_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(run_task), grace)
+            except TimeoutError:
+                run_task.cancel()
+                await asyncio.gather(run_task, return_exceptions=True)
+        tasks = list(self.in_flight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        leftover = list(self.claimed)
+        if leftover:
+            await self.store.release(leftover, self.clock())

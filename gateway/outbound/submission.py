@@ -1,0 +1,472 @@
+"""Accepting messages from applications: validate, route, store media, commit, wake.
+
+The order matters for durability: media bytes are written (fsynced) to the content-
+addressed store first, then the message and its batches are committed in one
+transaction, and only then is the client answered and the dispatcher woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+
+from gateway.errors import (
+    Backpressure,
+    ForbiddenError,
+    IdempotencyConflict,
+    NotFoundError,
+    PayloadTooLarge,
+    UnsupportedMedia,
+    ValidationError,
+)
+from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
+from gateway.media import MediaError as PipelineMediaError
+from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
+from gateway.media.store import MediaStore
+from gateway.outbound.queue import QueueGauge
+from gateway.outbound.request import MediaInput, SubmitRequest
+from gateway.outbound.routing import Router
+from gateway.store import MessageRecord, NewMessage, PartRef, Store
+
+if TYPE_CHECKING:
+    from gateway.outbound.suppression import OptOut
+
+log = structlog.get_logger("gateway.outbound.submission")
+
+#: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
+ADAPT_CACHE_ENTRIES = 32
+
+#: Bytes the SOAP envelope and MIME framing add around the content, before recipients
+#: (measured: ~1.2 KB with one recipient).
+ENVELOPE_OVERHEAD = 2048
+#: "Any size": the budget of media that goes by link rather than inside an MM7 body.
+NO_BUDGET = 1 << 40
+#: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
+RECIPIENT_OVERHEAD = 64
+
+
+def envelope_overhead(recipients_per_submit: int, subject: str | None) -> int:
+    """Budget kept for the envelope of a SubmitReq (XML escaping may double a subject)."""
+    subject_bytes = 2 * len(subject.encode()) if subject else 0
+    return (
+        ENVELOPE_OVERHEAD + RECIPIENT_OVERHEAD * max(0, recipients_per_submit - 1) + subject_bytes
+    )
+
+
+def check_callback_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a client-given webhook URL aimed at our own network (server-side requests).
+
+    IP literals and ``localhost`` are checked here with the media-fetch address policy; a
+    DNS name is not resolved at submission (its answer may change before delivery).
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        allowed = allow_private
+    else:
+        try:
+            allowed = address_allowed(ipaddress.ip_address(host), allow_private)
+        except ValueError:
+            return  # a name, not an address
+    if not allowed:
+        raise ValidationError(
+            "callback_url points at a private, loopback or link-local address",
+            field="callback_url",
+            code="callback_url_forbidden",
+        )
+
+
+def _clean_for_link(media: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Media as a link serves it: sniffed (anything we would not carry is refused, as on
+    the MMS path), EXIF orientation applied and metadata (GPS...) stripped, at full size
+    (no budget: nothing is scaled down)."""
+    parts = [
+        MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
+        for i, (ct, data) in enumerate(media)
+    ]
+    try:
+        result = adapt_parts(parts, budget_bytes=NO_BUDGET, add_smil=False)
+    except MediaTooLargeError as exc:
+        raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+    except PipelineMediaError as exc:
+        raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+    return [(p.content_type, p.data) for p in result.parts]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteLimits:
+    max_message_bytes: int
+    max_recipients_per_submit: int
+    default_validity_seconds: float
+    transfer_encoding: Literal["binary", "base64"] = "binary"
+    mms: bool = True
+    media_policy: Literal["adapt", "link", "reject"] = "adapt"
+    max_image_pixels: int | None = None
+    allowed_types: frozenset[str] | None = None
+    sender: str | None = None
+    allow_first_frame: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What will be sent: content parts (text, SMIL, media) or text only."""
+
+    parts: list[MediaPart]
+    text: str | None
+    original: int
+    adapted: int
+    fallback: str | None
+    #: sha256 of each of ``parts`` when already known (memoised adaptation), else empty.
+    digests: tuple[str, ...] = ()
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        media_store: MediaStore,
+        router: Router,
+        limits: dict[str, RouteLimits],
+        queue: QueueGauge,
+        max_queue_depth: int,
+        wake: Callable[[str], None],
+        on_accepted: Callable[[MessageRecord], None],
+        fetch_policy: FetchPolicy,
+        http: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.time,
+        on_media_action: Callable[[str], None] = lambda _action: None,
+        link_for: Callable[[str], str] | None = None,
+        allow_private_callbacks: bool = False,
+        optout: OptOut | None = None,
+    ) -> None:
+        self.allow_private_callbacks = allow_private_callbacks
+        #: The suppression list (``None``: opt-out handling is off).
+        self.optout = optout
+        self.store = store
+        self.media_store = media_store
+        self.router = router
+        self.limits = limits
+        self.queue = queue
+        self.max_queue_depth = max_queue_depth
+        self.wake = wake
+        self.on_accepted = on_accepted
+        self.fetch_policy = fetch_policy
+        self.http = http
+        self.clock = clock
+        self.on_media_action = on_media_action
+        self._adapt_cache: OrderedDict[object, tuple[AdaptResult, tuple[str, ...]]] = OrderedDict()
+        #: sha256 of stored media -> signed public URL (set once callbacks have a key).
+        self.link_for = link_for
+
+    def _queue_full(self) -> Backpressure:
+        return Backpressure(
+            f"the queue holds {self.queue.total} submissions; its limit is {self.max_queue_depth}",
+            retry_after=5,
+        )
+
+    async def _resolve_media(self, item: MediaInput) -> tuple[str, bytes]:
+        field = f"media[{item.index}]"
+        if item.url is not None:
+            if self.http is None:
+                raise ValidationError("media URLs are not enabled", field=field)
+            declared, data = await fetch_media(self.http, item.url, self.fetch_policy, field)
+        else:
+            declared, data = item.content_type, item.data or b""
+        if not data:
+            raise ValidationError(f"{field} is empty", field=field, code="empty_media")
+        # The media pipeline sniffs the real type; the declared one is only a hint.
+        return declared or "application/octet-stream", data
+
+    async def _prepare_content(
+        self, request: SubmitRequest, routes: tuple[str, ...], media: list[tuple[str, bytes]]
+    ) -> Content:
+        """Sniff, adapt or fall back to a link, so the content fits every route involved."""
+        first = self.limits[routes[0]]
+        budget = min(self.limits[r].max_message_bytes for r in set(routes))
+        parts: list[MediaPart] = []
+        if request.text and media:
+            parts.append(
+                MediaPart(
+                    content_type="text/plain; charset=utf-8",
+                    data=request.text.encode(),
+                    content_id="text",
+                )
+            )
+        parts += [
+            MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
+            for i, (ct, data) in enumerate(media)
+        ]
+        original = (
+            ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
+        )
+        if not media:
+            return Content(
+                parts=[], text=request.text, original=original, adapted=original, fallback=None
+            )
+        if not all(self.limits[r].mms for r in set(routes)):
+            # Not carried as MMS, but still handed out by our own public URL: only media we
+            # would have carried, sniffed from its bytes like any other part.
+            try:
+                return await self._link_fallback(
+                    request, media, original, "route does not take MMS"
+                )
+            except (PayloadTooLarge, UnsupportedMedia):
+                self.on_media_action("rejected")
+                raise
+        overhead = envelope_overhead(
+            max(
+                min(self.limits[r].max_recipients_per_submit, routes.count(r)) for r in set(routes)
+            ),
+            request.subject,
+        )
+        try:
+            result, digests = await self._adapt(parts, budget, first, overhead)
+        except MediaTooLargeError as exc:
+            self.on_media_action("rejected")
+            raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+        except PipelineMediaError as exc:
+            self.on_media_action("rejected")
+            raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+        if result.fits:
+            # One count per media part (not the text or the generated SMIL).
+            for action, part in zip(result.actions, result.parts, strict=True):
+                if not part.content_type.startswith(("text/plain", "application/smil")):
+                    self.on_media_action(action)
+            return Content(
+                parts=list(result.parts),
+                text=request.text,
+                original=original,
+                adapted=ENVELOPE_OVERHEAD + sum(len(p.data) for p in result.parts),
+                fallback=None,
+                digests=digests,
+            )
+        if first.media_policy == "reject":
+            self.on_media_action("rejected")
+            raise PayloadTooLarge(
+                f"the media cannot fit the {budget}-byte limit of route {routes[0]}",
+                field="media",
+                code="media_too_large",
+            )
+        return await self._link_fallback(request, media, original, "media cannot fit")
+
+    async def _adapt(
+        self, parts: list[MediaPart], budget: int, limits: RouteLimits, overhead: int
+    ) -> tuple[AdaptResult, tuple[str, ...]]:
+        """``adapt_parts`` in a worker thread, memoised: a campaign repeats the same media,
+        and adaptation is deterministic, so the same input and limits give the same output.
+
+        Returns the result and the sha256 of each output part (hashed once, not per message).
+        """
+        key = (
+            tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
+            budget,
+            overhead,
+            limits.max_image_pixels,
+            limits.allowed_types,
+            limits.media_policy,
+            limits.transfer_encoding,
+            limits.allow_first_frame,
+        )
+        cached = self._adapt_cache.get(key)
+        if cached is not None:
+            self._adapt_cache.move_to_end(key)
+            return cached
+
+        def run() -> tuple[AdaptResult, tuple[str, ...]]:
+            result = adapt_parts(
+                parts,
+                budget_bytes=budget,
+                overhead_bytes=overhead,
+                max_image_pixels=limits.max_image_pixels,
+                allowed_types=limits.allowed_types,
+                policy=limits.media_policy,
+                transfer_encoding=limits.transfer_encoding,
+                allow_first_frame=limits.allow_first_frame,
+                add_smil=True,
+            )
+            return result, tuple(hashlib.sha256(p.data).hexdigest() for p in result.parts)
+
+        entry = await asyncio.to_thread(run)
+        self._adapt_cache[key] = entry
+        if len(self._adapt_cache) > ADAPT_CACHE_ENTRIES:
+            self._adapt_cache.popitem(last=False)
+        return entry
+
+    async def _link_fallback(
+        self, request: SubmitRequest, media: list[tuple[str, bytes]], original: int, why: str
+    ) -> Content:
+        if self.link_for is None:
+            raise PayloadTooLarge(f"{why} and link fallback is not available", field="media")
+        links = []
+        for _, data in await asyncio.to_thread(_clean_for_link, media):
+            digest = await self.media_store.put(data)
+            links.append(self.link_for(digest))
+        self.on_media_action("link_fallback")
+        text = "\n".join([*(t for t in [request.text] if t), *links])
+        return Content(
+            parts=[], text=text, original=original, adapted=len(text.encode()), fallback="link"
+        )
+
+    async def submit(
+        self,
+        api_key: str,
+        request: SubmitRequest,
+        *,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        check_optout: bool = True,
+    ) -> tuple[MessageRecord, bool]:
+        if request.callback_url is not None:
+            check_callback_url(request.callback_url, allow_private=self.allow_private_callbacks)
+        routes = tuple(self.router.route_for(number, request.route) for number in request.to)
+        batches = {
+            route: -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))
+            for route in set(routes)
+        }
+        needed = sum(batches.values())
+        if not self.queue.reserve(needed, self.max_queue_depth):
+            raise self._queue_full()
+        try:
+            record, created = await self._submit_reserved(
+                api_key, request, routes, idempotency_key, request_hash, check_optout=check_optout
+            )
+        finally:
+            self.queue.release(needed)
+        if created:
+            for route, count in batches.items():
+                self.queue.add(route, count)
+                self.wake(route)
+            self.on_accepted(record)
+            log.info(
+                "message accepted",
+                message_id=record.id,
+                route=record.route,
+                recipients=len(request.to),
+                media_parts=len(record.parts),
+                fallback=record.fallback,
+            )
+        return record, created
+
+    async def build_content(
+        self, request: SubmitRequest, routes: tuple[str, ...]
+    ) -> tuple[Content, tuple[PartRef, ...]]:
+        """Resolve, sniff and adapt the request's media for ``routes``, and store the parts
+        (durably: before any message row refers to them)."""
+        media = [await self._resolve_media(item) for item in request.media]
+        content = await self._prepare_content(request, routes, media)
+        parts: list[PartRef] = []
+        for index, part in enumerate(content.parts):
+            known = content.digests[index] if content.digests else None
+            digest = await self.media_store.put(part.data, digest=known)
+            parts.append(
+                PartRef(
+                    content_type=part.content_type,
+                    sha256=digest,
+                    size=len(part.data),
+                    content_id=part.content_id or f"part{len(parts)}",
+                    name=part.name,
+                )
+            )
+        return content, tuple(parts)
+
+    async def _submit_reserved(
+        self,
+        api_key: str,
+        request: SubmitRequest,
+        routes: tuple[str, ...],
+        idempotency_key: str | None,
+        request_hash: str | None,
+        *,
+        check_optout: bool,
+    ) -> tuple[MessageRecord, bool]:
+        # Opt-out: ``optout`` is attached by Callbacks.start(); a recipient that sent STOP
+        # to this sender is refused with 403.
+        optout = self.optout
+        if optout is not None and check_optout:
+            blocked = await optout.check(request.to, routes, request.sender)
+            if blocked:
+                raise ForbiddenError(
+                    f"{len(blocked)} recipient(s) opted out of messages from this sender",
+                    field="to",
+                    code="recipient_opted_out",
+                )
+        content, parts = await self.build_content(request, routes)
+        now = self.clock()
+        first = routes[0]
+        send_at = max(now, request.send_at or now)
+        expires_at = request.expires_at or (send_at + self.limits[first].default_validity_seconds)
+        if expires_at <= now or expires_at <= send_at:
+            raise ValidationError(
+                "expires_at must be in the future and after send_at", field="expires_at"
+            )
+        new = NewMessage(
+            id="msg_" + uuid.uuid4().hex,
+            api_key=api_key,
+            route=first,
+            recipients=request.to,
+            recipient_routes=routes,
+            sender=request.sender,
+            subject=request.subject,
+            text=content.text,
+            parts=parts,
+            batch_sizes={r: self.limits[r].max_recipients_per_submit for r in set(routes)},
+            created_at=now,
+            send_at=send_at,
+            expires_at=expires_at,
+            priority=request.priority,
+            delivery_report=request.delivery_report,
+            read_report=request.read_report,
+            callback_url=request.callback_url,
+            client_ref=request.client_ref,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            fallback=content.fallback,
+            original_bytes=content.original,
+            adapted_bytes=content.adapted,
+        )
+        return await self.store.create_message(new)
+
+    async def replay(
+        self, api_key: str, idempotency_key: str, request_hash: str | None
+    ) -> MessageRecord | None:
+        """The message an earlier request with this key created, or None if there is none.
+
+        Raises:
+            IdempotencyConflict: the key was used for a different request.
+        """
+        found = await self.store.find_idempotent(api_key, idempotency_key)
+        if found is None:
+            return None
+        record, stored_hash = found
+        if stored_hash is not None and request_hash is not None and stored_hash != request_hash:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used for a different request", field="Idempotency-Key"
+            )
+        return record
+
+    async def get(self, api_key: str, message_id: str) -> MessageRecord:
+        record = await self.store.get_message(message_id)
+        if record is None or record.api_key != api_key:
+            raise NotFoundError(f"no message {message_id}")
+        return record
+
+
+def request_fingerprint(body: object, media_digests: list[str]) -> str:
+    """Hash of a request for Idempotency-Key conflict detection."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode())
+    for item in media_digests:
+        digest.update(item.encode())
+    return digest.hexdigest()

@@ -1,0 +1,2 @@
+"""Us → applications: the durable, ordered, signed webhook outbox (``outbox``) and the
+signature scheme receivers verify (``signing``)."""

@@ -1,0 +1,251 @@
+# Copyright 2026 The mm7-gateway authors. SPDX-License-Identifier: Apache-2.0
+"""The webhook worker: delivers outbox events, signed, retried, ordered per message.
+
+Theory of operation: events are rows written in the same transaction as the state
+change they describe (see ``gateway/store/``), so a crash can lose no event; it can only cause
+one to be sent twice (receivers dedupe on the event ``id``). The worker repeatedly takes
+the *head* event of each stream (a message, or one inbound MMS) that is due and not
+already being sent, and POSTs it. A stream never has two events in flight, and event
+n+1 waits until event n was delivered or dead-lettered: per-message order holds. A
+failed attempt is rescheduled with exponential back-off and jitter; after
+``max_attempts`` or ``max_age_seconds`` the event is dead-lettered (state ``dead``),
+counted, and listed by ``GET /v1/webhooks/dead-letters``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+import structlog
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from gateway.errors import StoreError
+from gateway.media.fetch import address_allowed
+from gateway.store.records import OutboxEvent
+from gateway.webhooks.signing import SIGNATURE_HEADER, webhook_signature
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable
+
+    from gateway.ops.metrics import Metrics
+    from gateway.store import Store
+
+log = structlog.get_logger("gateway.webhooks")
+
+_USER_AGENT: Final = "mm7-gateway-webhooks/1"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    timeout_seconds: float = 10.0
+    max_attempts: int = 12
+    initial_backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 600.0
+    multiplier: float = 2.0
+    #: Give up on an event this long after it was created, whatever its attempt count.
+    max_age_seconds: float = 24 * 3600.0
+    concurrency: int = 8
+    #: How often an idle worker looks for events written by other components.
+    poll_interval_seconds: float = 0.5
+    #: Webhook URLs from the configuration (API keys' ``callback_url``): trusted. Any
+    #: other URL came from a client and is only connected to on allowed addresses.
+    trusted_urls: frozenset[str] = frozenset()
+    #: Client URLs may resolve to loopback/private addresses (``webhooks.allow_private_urls``).
+    allow_private_urls: bool = False
+
+
+class GuardedResolver(AbstractResolver):
+    """DNS for client-given webhook URLs: answers on refused addresses (our own network,
+    link-local/metadata) fail the lookup, so the connection can only use vetted addresses
+    (no window for a DNS answer to change between a check and the connect)."""
+
+    def __init__(self, allow_private: bool, inner: AbstractResolver | None = None) -> None:
+        self.allow_private = allow_private
+        self.inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = await self.inner.resolve(host, port, family)
+        # One refused answer refuses the host: round-robin could pick it next time.
+        for answer in answers:
+            address = ipaddress.ip_address(str(answer["host"]).split("%", 1)[0])
+            if not address_allowed(address, self.allow_private):
+                raise OSError(f"webhook host {host} resolves to a refused address ({address})")
+        return answers
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def backoff(settings: WebhookSettings, attempts: int, rng: random.Random) -> float:
+    """Delay before the next attempt after ``attempts`` failed ones (±10 % jitter)."""
+    base = settings.initial_backoff_seconds * settings.multiplier ** max(0, attempts - 1)
+    return min(settings.max_backoff_seconds, base) * rng.uniform(0.9, 1.1)
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        settings: WebhookSettings,
+        secrets: Callable[[str | None], str],
+        metrics: Metrics,
+        clock: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.secrets = secrets
+        self.metrics = metrics
+        self.clock = clock
+        self.rng = rng
+        self.session: aiohttp.ClientSession | None = None
+        self.guarded_session: aiohttp.ClientSession | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.sending: dict[str, asyncio.Task[None]] = {}
+        self.wake_event = asyncio.Event()
+        self.stopping = False
+
+    async def start(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        self.session = aiohttp.ClientSession(timeout=timeout)
+        self.guarded_session = aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(
+                resolver=GuardedResolver(self.settings.allow_private_urls)
+            ),
+        )
+        await self.refresh_dead_gauge()
+        self.task = asyncio.create_task(self.run(), name="webhook-outbox")
+
+    async def stop(self) -> None:
+        """Stop taking events; let attempts in flight finish (bounded by their timeout)."""
+        self.stopping = True
+        self.wake_event.set()
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+        if self.sending:
+            await asyncio.gather(*self.sending.values(), return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+        if self.guarded_session is not None:
+            await self.guarded_session.close()
+            self.guarded_session = None
+
+    def wake(self) -> None:
+        """Something was just committed to the outbox: look now rather than at the next poll."""
+        self.wake_event.set()
+
+    async def refresh_dead_gauge(self) -> None:
+        counts = await self.store.outbox_counts()
+        self.metrics.dead_letters.set(counts.get("dead", 0))
+
+    async def run(self) -> None:
+        while not self.stopping:
+            self.wake_event.clear()
+            free = self.settings.concurrency - len(self.sending)
+            events = []
+            if free > 0:
+                try:
+                    events = await self.store.due_events(
+                        self.clock(), free, tuple(self.sending)
+                    )
+                except StoreError as exc:
+                    # The events stay in the database; try again after a pause.
+                    log.exception("cannot read the webhook outbox", error=str(exc))
+                    await asyncio.sleep(self.settings.poll_interval_seconds)
+                    continue
+            for event in events:
+                task = asyncio.create_task(self._send(event), name=f"webhook-{event.event_id}")
+                self.sending[event.stream] = task
+            if events:
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        timeout = self.settings.poll_interval_seconds
+        next_at = await self.store.next_event_at()
+        if next_at is not None:
+            timeout = max(0.0, min(timeout, next_at - self.clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake_event.wait(), timeout)
+
+    async def _send(self, event: OutboxEvent) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(
+                event_id=event.event_id, event_type=event.event_type
+            ):
+                error = await self._post(event)
+                try:
+                    await self._record(event, error)
+                except StoreError as exc:
+                    # Not recorded: the event is still pending and will be sent again
+                    # (receivers dedupe on the event id).
+                    log.exception("cannot record a webhook attempt", error=str(exc))
+        finally:
+            self.sending.pop(event.stream, None)
+            self.wake_event.set()
+
+    async def _post(self, event: OutboxEvent) -> str | None:
+        """One attempt; returns ``None`` on a 2xx answer, else what went wrong."""
+        trusted = event.url in self.settings.trusted_urls
+        session = self.session if trusted else self.guarded_session
+        if session is None:
+            return "worker stopped"
+        body = event.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            "X-MM7GW-Event-ID": event.event_id,
+            "X-MM7GW-Event-Type": event.event_type,
+            SIGNATURE_HEADER: webhook_signature(
+                self.secrets(event.api_key), body, int(self.clock())
+            ),
+        }
+        try:
+            # Redirects are not followed: a signed event goes only where it was addressed.
+            async with session.post(
+                event.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                # The receiver's body is of no interest; do not buffer an arbitrary amount.
+                response.release()
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status}"
+        except TimeoutError:
+            return "timeout"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # ValueError: a URL aiohttp cannot use; it will not get better, but retrying
+            # keeps one rule for every failure and ends in the dead-letter list anyway.
+            return f"{type(exc).__name__}: {exc}"[:300]
+
+    async def _record(self, event: OutboxEvent, error: str | None) -> None:
+        now = self.clock()
+        if error is None:
+            await self.store.finish_event(event.id, "delivered", None, now)
+            self.metrics.webhook_deliveries_total.labels(outcome="delivered").inc()
+            log.info("webhook delivered", attempts=event.attempts + 1)
+            return
+        attempts = event.attempts + 1
+        too_old = now - event.created_at >= self.settings.max_age_seconds
+        if attempts >= self.settings.max_attempts or too_old:
+            await self.store.finish_event(event.id, "dead", error, now)
+            self.metrics.webhook_deliveries_total.labels(outcome="dead_letter").inc()
+            self.metrics.dead_letters.inc()
+            log.warning("webhook dead-lettered", attempts=attempts, error=error)
+            return
+        next_at = now + backoff(self.settings, attempts, self.rng)
+        await self.store.retry_event(event.id, next_at, error, now)
+        self.metrics.webhook_deliveries_total.labels(outcome="retry").inc()
+        log.info("webhook retry scheduled", attempts=attempts, error=error)
