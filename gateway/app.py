@@ -262,7 +262,7 @@ class Gateway:
             ),
             clock=self.clock,
             on_media_action=self._media_action,
-            link_for=lambda sha256: self.links.url(sha256),
+            link_for=self.links.url,
             allow_private_callbacks=config.webhooks.allow_private_urls,
             optout=OptOut(self.store, {m.name: m.sender for m in config.mmsc}),
         )

@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from gateway.cli import serve as daemon
 from gateway.config.load import load_config
 from gateway.errors import ConfigError
-from gateway.ops.metrics import Metrics
 from gateway.mock_mmsc import cli as mock_cli
+from gateway.ops.metrics import Metrics
 from tests import yaml_subset
 
 ROOT = Path(__file__).resolve().parents[1]

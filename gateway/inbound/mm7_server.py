@@ -20,7 +20,6 @@ import base64
 import binascii
 import hmac
 import ipaddress
-import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -233,7 +232,7 @@ class Mm7Listener:
                     4003,
                     f"{type(msg).__name__} is not accepted on the VASP side",
                 )
-        except (StoreError, MediaError, sqlite3.Error) as exc:
+        except (StoreError, MediaError) as exc:
             # No traceback: its locals would put the message (numbers, media) in the log.
             log.error("cannot store an MM7 callback", error=str(exc))  # noqa: TRY400
             return fault(version, msg.transaction_id, 4006, "service temporarily unavailable")

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    pass
+from typing import Final
 
 SIGNATURE_HEADER: Final = "X-MM7GW-Signature"
 

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from gateway.cli import check_config
-from gateway.config.model import GatewayConfig, HostPort, MmscConfig
 from gateway.config.load import config_from_dict, format_key_path, load_config, validate_config
+from gateway.config.model import GatewayConfig, HostPort, MmscConfig
 from gateway.errors import ConfigError
 from protocol.versions import DEFAULT_VERSION
 

@@ -174,6 +174,11 @@ class SqliteStore:
                     if op.write:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
+                    if isinstance(exc, sqlite3.Error):
+                        # Callers catch the store's own error, never the driver's.
+                        wrapped = StoreError(f"database error: {exc}")
+                        wrapped.__cause__ = exc
+                        exc = wrapped
                     results.append((op, None, exc))
                     continue
                 if op.write:
