@@ -42,10 +42,11 @@ from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
 from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
-from gateway.media.store import MediaStore
+from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
+from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
 from gateway.outbound.content import MediaCache, RecentMessages
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
@@ -204,6 +205,17 @@ class Gateway:
         )
         enable_access_log(self.mm7_app, "mm7")
         self._build_inbound()
+        self.retention = Retention(
+            self.store,
+            self.media_store,
+            RetentionSettings(
+                retention_seconds=config.store.retention_days * DAY_SECONDS,
+                media_url_ttl_seconds=float(config.gateway.media_url_ttl_seconds),
+                touch_slack_seconds=TOUCH_INTERVAL_SECONDS,
+            ),
+            self.metrics,
+            clock,
+        )
         self.ops_app = web.Application()
         add_ops_routes(
             self.ops_app,
@@ -408,6 +420,7 @@ class Gateway:
             {k.name: k.callback_url for k in self.config.api_keys if k.callback_url}
         )
         await self.outbox.start()
+        self.retention.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
         self._resume_task = asyncio.create_task(
@@ -457,6 +470,7 @@ class Gateway:
         for runner in self.listeners.runners[1:]:
             await runner.cleanup()
         self.listeners.runners.clear()
+        await self.retention.stop()
         await self.outbox.stop()
         for client in self.clients.values():
             await client.close()

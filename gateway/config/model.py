@@ -192,6 +192,16 @@ class ListenSection(_Section):
     read_timeout_seconds: Seconds = 30.0
 
 
+class StoreSection(_Section):
+    """``[store]``: what is kept and for how long."""
+
+    #: Final messages (with their batches, reports and webhook events), inbound messages,
+    #: finished webhook events and unmatched reports older than this are purged, in small
+    #: chunks; media no longer referenced goes too (kept at least as long as the media URL
+    #: lifetime). 0 keeps everything forever.
+    retention_days: NonNegative = 30.0
+
+
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
@@ -396,6 +406,7 @@ class GatewayConfig(_Section):
 
     gateway: GatewaySection = GatewaySection()
     listen: ListenSection = ListenSection()
+    store: StoreSection = StoreSection()
     logging: LoggingSection = LoggingSection()
     api_keys: tuple[ApiKeyConfig, ...] = ()
     mmsc: tuple[MmscConfig, ...] = Field(min_length=1)

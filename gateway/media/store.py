@@ -3,6 +3,11 @@
 A campaign to 100,000 recipients stores its image once. Files are written atomically
 (temporary file, fsync, rename, fsync of the directory) *before* the message that refers
 to them is committed, so a committed message never points at a missing file.
+
+Storing content that is already there refreshes the file's time (at most once per
+``TOUCH_INTERVAL_SECONDS``), so a file's mtime is never much older than the newest message
+that stored it: retention deletes only files older than its cutoff that nothing kept
+refers to (``old_files`` + ``delete``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import asyncio
 import hashlib
 import os
 import re
+import threading
+import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -19,17 +26,24 @@ from typing import Final
 from gateway.errors import NotFoundError, StoreError
 
 KNOWN_DIGESTS: Final = 4096
+#: How stale a file's time may get while it is in use (see the module docstring).
+TOUCH_INTERVAL_SECONDS: Final = 3600.0
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
 class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        #: Digests known to be on disk, so repeated media skips the thread hop and stat().
-        self._known: OrderedDict[str, None] = OrderedDict()
+        #: Digests known to be on disk -> when their file's time was last refreshed, so
+        #: repeated media skips the thread hop and stat().
+        self._known: OrderedDict[str, float] = OrderedDict()
+        #: A put that finds the file and a retention delete must not interleave (the put
+        #: would return a digest whose file is then unlinked).
+        self._files = threading.Lock()
 
     def _remember(self, digest: str) -> None:
-        self._known[digest] = None
+        self._known[digest] = time.monotonic()
+        self._known.move_to_end(digest)
         if len(self._known) > KNOWN_DIGESTS:
             self._known.popitem(last=False)
 
@@ -42,8 +56,13 @@ class MediaStore:
     def put_sync(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_for(digest)
-        if path.exists():
-            return digest
+        with self._files:
+            try:
+                os.utime(path)  # in use again: retention must see a fresh time
+            except FileNotFoundError:
+                pass  # not there (or just deleted): write it below
+            else:
+                return digest
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{digest}.{uuid.uuid4().hex}.tmp")
@@ -78,7 +97,8 @@ class MediaStore:
     async def put(self, data: bytes, *, digest: str | None = None) -> str:
         """Store ``data`` (durably, once per content); ``digest``: its sha256 if known."""
         digest = digest or hashlib.sha256(data).hexdigest()
-        if digest in self._known:
+        touched = self._known.get(digest)
+        if touched is not None and time.monotonic() - touched < TOUCH_INTERVAL_SECONDS:
             return digest
         stored = await asyncio.to_thread(self.put_sync, data)
         self._remember(stored)
@@ -86,3 +106,37 @@ class MediaStore:
 
     async def get(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.get_sync, sha256)
+
+    def old_files(self, older_than: float, limit: int) -> list[str]:
+        """Up to ``limit`` digests whose file was last written or stored before
+        ``older_than`` (a Unix time). Blocking: run it in a thread."""
+        found: list[str] = []
+        if not self.root.is_dir():
+            return found
+        for directory in sorted(self.root.iterdir()):
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                if not _SHA256.match(path.name):
+                    continue  # temporary files of a put in progress
+                try:
+                    if path.stat().st_mtime < older_than:
+                        found.append(path.name)
+                except FileNotFoundError:
+                    continue
+                if len(found) >= limit:
+                    return found
+        return found
+
+    def delete(self, sha256: str, older_than: float) -> bool:
+        """Remove a file unless it was stored again since ``older_than``. Blocking."""
+        self._known.pop(sha256, None)
+        path = self.path_for(sha256)
+        with self._files:
+            try:
+                if path.stat().st_mtime >= older_than:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False
+        return True

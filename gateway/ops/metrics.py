@@ -71,6 +71,8 @@ HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
 _LENIENCY: Final = re.compile(r"^[a-z_]{1,40}$")
 #: Route templates look like ``/v1/messages/{id}``; anything else is not a template.
 _ROUTE_TEMPLATE: Final = re.compile(r"^/[A-Za-z0-9_./{}-]{0,100}$")
+#: What retention deletes (``mm7gw_retention_purged_total{kind}``).
+RETENTION_KINDS: Final = ("messages", "inbound", "events", "reports", "media")
 
 #: 1 ms .. 30 s, roughly x2.5 per step: MMSC answers range from LAN-fast to timeouts.
 LATENCY_BUCKETS: Final = (
@@ -226,6 +228,12 @@ class Metrics:
             ["method", "route", "status"],
             registry=registry,
         )
+        self.retention_purged_total = Counter(
+            "mm7gw_retention_purged_total",
+            "Rows and media files deleted by retention, by kind.",
+            ["kind"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "mm7gw_build_info",
             "Build information of the running gateway (value is always 1).",
@@ -260,6 +268,8 @@ class Metrics:
             self.webhook_deliveries_total.labels(outcome=outcome)
         for result in MEDIA_RESULTS:
             self.media_adaptations_total.labels(result=result)
+        for kind in RETENTION_KINDS:
+            self.retention_purged_total.labels(kind=kind)
 
     # -- label-checked helpers ------------------------------------------------------------
     def _mmsc(self, name: str) -> str:

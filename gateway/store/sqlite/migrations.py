@@ -175,6 +175,16 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "ALTER TABLE batches ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    (
+        8,
+        "indexes for retention (purge by age in small chunks)",
+        (
+            "CREATE INDEX messages_updated ON messages (updated_at)",
+            "CREATE INDEX messages_unfinished ON messages (status, created_at)",
+            "CREATE INDEX delivery_reports_received ON delivery_reports (received_at)",
+            "CREATE INDEX outbox_finished ON outbox (state, updated_at)",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

@@ -33,7 +33,7 @@ from gateway.store.records import (
     ReportResult,
     ReportRow,
 )
-from gateway.store.sqlite import events, inbound, reports
+from gateway.store.sqlite import events, inbound, reports, retention
 from gateway.store.sqlite.messages import (
     cancel_message,
     claim_due,
@@ -517,3 +517,23 @@ class SqliteStore:
 
     async def outbox_counts(self) -> dict[str, int]:
         return await self.read(events.outbox_counts)
+
+    # -- retention -------------------------------------------------------------------------------
+    async def purge_expired(self, cutoff: float, limit: int) -> dict[str, int]:
+        """Delete up to ``limit`` rows of each kind older than ``cutoff`` (one transaction
+        per kind, so a purge never holds the store for long); counts by kind."""
+        steps = (
+            ("messages", retention.purge_messages),
+            ("inbound", retention.purge_inbound),
+            ("events", retention.purge_events),
+            ("reports", retention.purge_unmatched_reports),
+        )
+        counts = {}
+        for kind, step in steps:
+            counts[kind] = await self.write(
+                lambda conn, step=step: step(conn, cutoff, limit)  # type: ignore[misc]
+            )
+        return counts
+
+    async def media_in_use(self, digests: list[str], created_before: float) -> set[str]:
+        return await self.read(lambda conn: retention.media_in_use(conn, digests, created_before))
