@@ -44,6 +44,7 @@ from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
 from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
+from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
@@ -216,6 +217,13 @@ class Gateway:
             self.metrics,
             clock,
         )
+        self.membership = Membership(
+            self.store,
+            instance_id=config.cluster.instance_id,
+            heartbeat_seconds=config.cluster.heartbeat_seconds,
+            metrics=self.metrics,
+            clock=clock,
+        )
         self.ops_app = web.Application()
         add_ops_routes(
             self.ops_app,
@@ -253,6 +261,7 @@ class Gateway:
                 clock=self.clock,
                 rng=self.rng,
                 recent=self.recent,
+                shared_rate=self.store.take_send_token if self.store.shared else None,
             )
             for m in config.mmsc
         }
@@ -409,6 +418,7 @@ class Gateway:
         if requeued:
             log.warning("requeued submissions left in flight by a previous run", count=requeued)
         self.queue.reload(await self.store.queue_depths())
+        await self.membership.start()
         self.http = aiohttp.ClientSession()
         self.submissions.http = self.http
         for client in self.clients.values():
@@ -471,6 +481,7 @@ class Gateway:
             await runner.cleanup()
         self.listeners.runners.clear()
         await self.retention.stop()
+        await self.membership.stop()
         await self.outbox.stop()
         for client in self.clients.values():
             await client.close()

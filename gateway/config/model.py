@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,21 @@ class StoreSection(_Section):
     #: chunks; media no longer referenced goes too (kept at least as long as the media URL
     #: lifetime). 0 keeps everything forever.
     retention_days: NonNegative = 30.0
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClusterSection(_Section):
+    """``[cluster]``: this instance among several gateways sharing one store."""
+
+    #: Names this instance in leases and heartbeats (hostname-pid when unset).
+    instance_id: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        default_factory=_default_instance_id
+    )
+    #: Announce this instance this often; peers silent for 3 periods count as gone.
+    heartbeat_seconds: Seconds = 5.0
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -407,6 +423,7 @@ class GatewayConfig(_Section):
     gateway: GatewaySection = GatewaySection()
     listen: ListenSection = ListenSection()
     store: StoreSection = StoreSection()
+    cluster: ClusterSection = ClusterSection()
     logging: LoggingSection = LoggingSection()
     api_keys: tuple[ApiKeyConfig, ...] = ()
     mmsc: tuple[MmscConfig, ...] = Field(min_length=1)

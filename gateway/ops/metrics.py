@@ -228,6 +228,11 @@ class Metrics:
             ["method", "route", "status"],
             registry=registry,
         )
+        self.cluster_instances = Gauge(
+            "mm7gw_cluster_instances",
+            "Gateway instances sharing this store that announced themselves recently.",
+            registry=registry,
+        )
         self.retention_purged_total = Counter(
             "mm7gw_retention_purged_total",
             "Rows and media files deleted by retention, by kind.",

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,11 @@ _STATUS_CLASS_LABEL = {
 }
 
 
+#: ``(route, rate, burst) -> seconds to wait`` (0: a token was taken): the route's token
+#: bucket shared by every gateway of a cluster (``Store.take_send_token``).
+SharedRate = Callable[[str, float, float], Awaitable[float]]
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSettings:
     name: str
@@ -85,8 +90,12 @@ class RouteWorker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         recent: RecentMessages | None = None,
+        shared_rate: SharedRate | None = None,
     ) -> None:
         self.route = route
+        #: The cluster's token bucket for this route, when several gateways share the
+        #: store (``None``: this process's bucket is the whole route's).
+        self.shared_rate = shared_rate
         self.recent = recent or RecentMessages(0)
         self.store = store
         self.media = media
@@ -228,6 +237,16 @@ class RouteWorker:
             await asyncio.sleep(delay)
             now = time.monotonic()
         self.bucket.reserve(now)
+        if self.shared_rate is not None and not self.bucket.unlimited:
+            # Every instance also holds the route's rate locally (above), so the shared
+            # bucket only ever makes an instance wait for its peers' sends.
+            rate = self.bucket.effective_rate
+            while True:
+                delay = await self.shared_rate(self.route.name, rate, self.route.burst)
+                if delay <= 0:
+                    break
+                await asyncio.sleep(delay)  # a peer took the tokens: their refill time
+            now = time.monotonic()
         self._throttle_wait.observe(now - started)
 
     def _recover(self) -> None:

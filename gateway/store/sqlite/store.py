@@ -92,6 +92,9 @@ def _deliver(outcomes: list[tuple[_Op, Any, BaseException | None]]) -> None:
 class SqliteStore:
     """The embedded store: a SQLite database file under ``data_dir``."""
 
+    #: One process per database file (see ``take_send_token``).
+    shared = False
+
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
@@ -537,3 +540,15 @@ class SqliteStore:
 
     async def media_in_use(self, digests: list[str], created_before: float) -> set[str]:
         return await self.read(lambda conn: retention.media_in_use(conn, digests, created_before))
+
+    # -- a cluster of one ------------------------------------------------------------------------
+    # An SQLite file belongs to one process: the local token buckets are the route's, and
+    # this instance is the only one.
+    async def heartbeat(self, instance_id: str, now: float) -> None:  # noqa: ARG002 - Store API
+        return None
+
+    async def live_instances(self, since: float) -> int:  # noqa: ARG002 - Store API
+        return 1
+
+    async def take_send_token(self, route: str, rate: float, burst: float) -> float:  # noqa: ARG002 - Store API
+        return 0.0
