@@ -5,7 +5,8 @@ connection or SQL crosses it, so a backend owns all of its statements. ``SqliteS
 (``gateway/store/sqlite/``) is the embedded implementation. Every write operation is
 durable when its coroutine returns, and each one is one transaction: a batch state
 change, the recipient updates it causes and the webhook event it emits commit together
-(a transactional outbox), and so do a report or an inbound message with theirs.
+(a transactional outbox), and so do a report or an inbound message with theirs (an
+inbound STOP/START with its suppression change and confirmation reply too).
 
 Cancel invariant: a batch whose cancel was requested (``cancel_message`` found it in
 flight) is never claimed again. ``claim_due`` skips it, and every operation that ends an
@@ -83,7 +84,11 @@ class Store(Protocol):
     async def store_report(self, report: ReportRow) -> ReportResult: ...
     async def report_counts(self) -> dict[str, int]: ...
     async def store_inbound(
-        self, row: InboundRow, event: tuple[str, dict[str, Any]] | None
+        self,
+        row: InboundRow,
+        event: tuple[str, dict[str, Any]] | None,
+        *,
+        reply: NewMessage | None = None,
     ) -> tuple[str, bool]: ...
     async def get_inbound(self, inbound_id: str) -> dict[str, Any] | None: ...
     async def list_inbound(

@@ -458,9 +458,15 @@ class SqliteStore:
         return await self.read(reports.report_counts)
 
     async def store_inbound(
-        self, row: InboundRow, event: tuple[str, dict[str, Any]] | None
+        self,
+        row: InboundRow,
+        event: tuple[str, dict[str, Any]] | None,
+        *,
+        reply: NewMessage | None = None,
     ) -> tuple[str, bool]:
-        return await self.write(lambda conn: inbound.store_inbound(conn, row, event))
+        """Store an inbound MMS with its opt-out change, event and ``reply`` (an outbound
+        message created in the same transaction, only when the inbound one is new)."""
+        return await self.write(lambda conn: inbound.store_inbound(conn, row, event, reply))
 
     async def get_inbound(self, inbound_id: str) -> dict[str, Any] | None:
         return await self.read(lambda conn: inbound.get_inbound(conn, inbound_id))
