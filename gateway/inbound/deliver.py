@@ -2,8 +2,9 @@
 """Inbound MMS (``DeliverReq``): media into the content-addressed store, message into SQL.
 
 Order matters for durability, as on the submission path: every part's bytes are written
-(fsynced) to the media store first; then the message, its parts, any opt-out change and
-the ``message.inbound`` webhook event are committed in one transaction; only then does
+(fsynced) to the media store first; then the message, its parts, any opt-out change, its
+confirmation reply and the ``message.inbound`` webhook event are committed in one
+transaction; only then does
 the MM7 listener answer ``DeliverRsp`` 1000. A DeliverReq the MMSC repeats (because our
 answer was lost) has the same dedupe key and is answered without a second event.
 """
@@ -19,12 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.errors import StoreError
-from gateway.store.records import InboundPart, InboundRow, iso_time
+from gateway.store.records import InboundPart, InboundRow, NewMessage, iso_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from gateway.inbound.keywords import OptOutPolicy
+    from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy
     from gateway.media.links import MediaLinks
     from gateway.media.store import MediaStore
     from gateway.store import Store
@@ -55,6 +56,8 @@ class Received:
     optout: str | None
     sender: str | None
     recipient: str | None
+    #: The confirmation reply committed with it (a new message to send), if any.
+    reply: NewMessage | None = None
 
 
 def content_type_params(content_type: str) -> tuple[str, dict[str, str]]:
@@ -132,12 +135,15 @@ class InboundService:
         settings: InboundSettings,
         links: MediaLinks,
         clock: Callable[[], float],
+        confirmations: OptOutConfirmations | None = None,
     ) -> None:
         self.store = store
         self.media_store = media_store
         self.settings = settings
         self.links = links
         self.clock = clock
+        #: Builds the STOP/START reply that commits with the inbound message (None: none).
+        self.confirmations = confirmations
 
     async def _put(self, data: bytes) -> str:
         try:
@@ -195,8 +201,13 @@ class InboundService:
             parts=tuple(parts),
         )
         event = (url, self.event_data(row, now)) if url else None
-        inbound_id, created = await self.store.store_inbound(row, event)
-        return Received(inbound_id, created, row.optout, row.sender, row.recipient)
+        reply = None
+        if self.confirmations is not None and row.optout is not None:
+            reply = self.confirmations.reply_for(mmsc, row.optout, row.sender, row.recipient)
+        inbound_id, created = await self.store.store_inbound(row, event, reply=reply)
+        return Received(
+            inbound_id, created, row.optout, row.sender, row.recipient, reply if created else None
+        )
 
     def event_data(self, row: InboundRow, now: float) -> dict[str, Any]:
         """The ``data`` of a ``message.inbound`` event (media as signed URLs)."""

@@ -2,8 +2,8 @@
 
 Each handler returns once its change is committed (the listener answers the MMSC only
 then): a report moves its recipient, an inbound MMS is stored with its media and any
-opt-out. Afterwards the webhook outbox is woken (it finds the events the commit added)
-and a STOP/START gets its confirmation reply.
+opt-out and its confirmation reply. Afterwards the webhook outbox is woken (it finds
+the events the commit added) and so is the worker that sends the reply.
 """
 
 from __future__ import annotations
@@ -11,14 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import structlog
+
 from gateway.inbound.mm7_server import Handlers
 
 if TYPE_CHECKING:
     from gateway.inbound.deliver import InboundService
     from gateway.inbound.delivery import ReportService
-    from gateway.inbound.keywords import OptOutConfirmations
     from gateway.ops.metrics import Metrics
+    from gateway.store.records import NewMessage
     from protocol import DeliverReq, DeliveryReportReq, ReadReplyReq
+
+log = structlog.get_logger("gateway.optout")
 
 
 class CallbackHandlers:
@@ -29,14 +33,15 @@ class CallbackHandlers:
         *,
         reports: ReportService,
         inbound: InboundService,
-        confirmations: OptOutConfirmations,
         metrics: Metrics,
         events_added: Callable[[], None],
+        reply_committed: Callable[[NewMessage], None],
     ) -> None:
         self.reports = reports
         self.inbound = inbound
-        self.confirmations = confirmations
         self.metrics = metrics
+        #: Called after a commit that added a keyword's reply (wakes the route's worker).
+        self.reply_committed = reply_committed
         #: Called after a commit that added webhook events (wakes the outbox).
         self.events_added = events_added
 
@@ -62,5 +67,12 @@ class CallbackHandlers:
         if received.created:
             self.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
             self.events_added()
-            if received.optout is not None:
-                await self.confirmations.confirm(mmsc, received)
+            if received.reply is not None:
+                self.reply_committed(received.reply)
+                log.info(
+                    "opt-out confirmation queued",
+                    inbound_id=received.id,
+                    mmsc=mmsc,
+                    message_id=received.reply.id,
+                    keyword=received.optout,
+                )

@@ -4,13 +4,14 @@
 An inbound MMS whose whole text is a STOP-family keyword (case, surrounding blanks and
 inner spaces ignored, so ``" stop all "`` is ``STOPALL``) suppresses further messages
 from that short code to that number; a START-family keyword lifts it. The suppression
-row is written in the same transaction as the inbound message; the outbound side checks
-the list at submission (``gateway.outbound.suppression``).
+row (and the optional confirmation reply) is written in the same transaction as the
+inbound message; the outbound side checks the list at submission
+(``gateway.outbound.suppression``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -18,11 +19,10 @@ import structlog
 
 from gateway.errors import ApiError
 from gateway.numbers import normalise_number
+from gateway.store.records import NewMessage
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-
-    from gateway.inbound.deliver import Received
 
 log = structlog.get_logger("gateway.optout")
 
@@ -73,50 +73,38 @@ class Reply:
     text: str
 
 
-#: Queues a reply as an ordinary outbound message (handed in by the app: the inbound side
-#: does not import the outbound one); returns the new message's id.
-SendReply = Callable[[Reply], Awaitable[str]]
+#: Builds a reply as an outbound message record, not yet stored (handed in by the app: the
+#: inbound side does not import the outbound one); raises ApiError when it cannot be sent.
+BuildReply = Callable[[Reply], NewMessage]
 
 
 class OptOutConfirmations:
-    """The optional reply to a STOP/START: an ordinary outbound message, queued like any other.
+    """The optional reply to a STOP/START: an ordinary outbound message.
 
     It goes back over the MMSC the keyword came from, from the short code it was sent to,
     and skips the suppression check (the number has just opted out, and a STOP
-    confirmation is the one message carriers expect it to get). It is queued after the
-    inbound message has been committed: a crash between the two loses the confirmation,
-    never the opt-out itself.
+    confirmation is the one message carriers expect it to get). Its record is committed
+    in the same transaction as the inbound message and the suppression change: a crash
+    after the DeliverRsp cannot lose it, and a resent DeliverReq (stored once) does not
+    make a second one.
     """
 
-    def __init__(self, send: SendReply, *, texts: Mapping[str, str | None]) -> None:
-        self.send = send
+    def __init__(self, build: BuildReply, *, texts: Mapping[str, str | None]) -> None:
+        self.build = build
         self.texts = dict(texts)
 
-    async def confirm(self, mmsc: str, received: Received) -> str | None:
-        """Queue the reply to ``received``; returns the new message id, or None if none is due."""
-        text = self.texts.get(received.optout or "")
-        if not text or not received.sender or not received.recipient:
+    def reply_for(
+        self, mmsc: str, keyword: str | None, sender: str | None, recipient: str | None
+    ) -> NewMessage | None:
+        """The reply to a ``stop``/``start`` keyword from ``sender`` to our ``recipient``
+        short code, or None when none is configured or it cannot be sent."""
+        text = self.texts.get(keyword or "")
+        if not text or not sender or not recipient:
             return None
-        raw = received.sender.strip()
+        raw = sender.strip()
         try:
             number = normalise_number(raw if raw.startswith("+") else "+" + raw)
-            message_id = await self.send(
-                Reply(route=mmsc, to=number, sender=received.recipient, text=text)
-            )
+            return self.build(Reply(route=mmsc, to=number, sender=recipient, text=text))
         except ApiError as exc:
-            log.warning(
-                "opt-out confirmation not sent",
-                inbound_id=received.id,
-                mmsc=mmsc,
-                code=exc.code,
-                reason=str(exc),
-            )
+            log.warning("opt-out confirmation not sent", mmsc=mmsc, code=exc.code, reason=str(exc))
             return None
-        log.info(
-            "opt-out confirmation queued",
-            inbound_id=received.id,
-            mmsc=mmsc,
-            message_id=message_id,
-            keyword=received.optout,
-        )
-        return message_id

@@ -11,7 +11,8 @@ Errors: undecodable input gets a SOAP Fault carrying ``VASPErrorRsp`` with the d
 status code (2007 format corrupt, 4004 validation error, 4003 unknown message); a message
 we do not accept from an MMSC (a SubmitReq, say) gets 4003; a store failure gets 4006 so
 the MMSC retries later. Faults use HTTP 500 as SOAP 1.1 §6.2 requires. Unknown or
-missing credentials get HTTP 401 with ``WWW-Authenticate``; a refused source address 403.
+missing credentials get HTTP 401 with ``WWW-Authenticate``; a refused source address, or
+a bare ``/mm7`` request that fits several routes, 403 (each with a 4001 Fault body).
 """
 
 from __future__ import annotations
@@ -92,37 +93,72 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-def _unauthorized() -> web.HTTPUnauthorized:
-    return web.HTTPUnauthorized(
-        headers={"WWW-Authenticate": 'Basic realm="mm7-gateway"'},
-        text="MMSC credentials required",
+def _refusal(error: type[web.HTTPError], text: str, **headers: str) -> web.HTTPError:
+    """401/403 carrying a SOAP Fault (VASPErrorRsp 4001, Improper identification), so an
+    MMSC that reads faults learns why; the HTTP status says the same to one that does not."""
+    _, body = _encode(
+        VASPErrorRsp(
+            transaction_id="gw-" + uuid.uuid4().hex,
+            status_code=4001,
+            status_text=f"Improper identification: {text}",
+        ),
+        DEFAULT_VERSION,
+    )
+    # A bare SOAP envelope (no attachments): UTF-8 XML text.
+    return error(text=body.decode(), content_type="text/xml", headers=headers)
+
+
+def _unauthorized() -> web.HTTPError:
+    return _refusal(
+        web.HTTPUnauthorized,
+        "MMSC credentials required",
+        **{"WWW-Authenticate": 'Basic realm="mm7-gateway"'},
     )
 
 
 def identify(peers: dict[str, Peer], name: str | None, request: web.Request) -> Peer:
-    """The MMSC behind a request, or an HTTP error (404 / 401 / 403)."""
+    """The MMSC behind a request, or an HTTP error (404 / 401 / 403).
+
+    ``/mm7/{name}`` names the route; its credentials (if it has any) and allow-list must
+    match. Bare ``/mm7`` is attributed by what the caller proves: the routes whose
+    credentials it presented (none presented: the routes that expect none), narrowed to
+    those whose allow-list admits its address. Exactly one must remain; several are
+    refused (403) rather than guessed, because a callback changes only its own route's
+    messages.
+    """
     credentials = basic_credentials(request.headers.get("Authorization"))
     if name is not None:
         peer = peers.get(name)
         if peer is None:
             raise web.HTTPNotFound(text="no such MMSC")
+        if peer.username is not None and (
+            credentials is None or not peer.credentials_match(*credentials)
+        ):
+            log.warning("MM7 request with unknown credentials", mmsc=name)
+            raise _unauthorized()
         candidates = [peer]
+    elif credentials is not None:
+        candidates = [
+            p
+            for p in peers.values()
+            if p.username is not None and p.credentials_match(*credentials)
+        ]
     else:
-        candidates = list(peers.values())
-    for peer in candidates:
-        if peer.username is None:
-            matched = credentials is None or name is not None
-        else:
-            matched = credentials is not None and peer.credentials_match(*credentials)
-        if matched:
-            if not peer.address_allowed(request.remote):
-                log.warning("MM7 request from a refused address", mmsc=peer.name)
-                raise web.HTTPForbidden(text="source address not allowed")
-            return peer
-    log.warning(
-        "MM7 request with unknown credentials", mmsc=name, presented=credentials is not None
-    )
-    raise _unauthorized()
+        candidates = [p for p in peers.values() if p.username is None]
+    if not candidates:
+        log.warning("MM7 request with unknown credentials", presented=credentials is not None)
+        raise _unauthorized()
+    allowed = [p for p in candidates if p.address_allowed(request.remote)]
+    if not allowed:
+        log.warning("MM7 request from a refused address", mmsc=[p.name for p in candidates])
+        raise _refusal(web.HTTPForbidden, "source address not allowed")
+    if len(allowed) > 1:
+        log.warning("MM7 request matches several routes", mmsc=[p.name for p in allowed])
+        raise _refusal(
+            web.HTTPForbidden,
+            "the request fits several routes; post to /mm7/{route} or use per-route credentials",
+        )
+    return allowed[0]
 
 
 def _response_version(msg: Message, peer: Peer) -> str:

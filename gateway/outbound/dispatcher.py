@@ -274,11 +274,8 @@ class RouteWorker:
                     log.exception("submission attempt failed", error=str(exc))
                     now = self.clock()
                     with contextlib.suppress(GatewayError, OSError):
-                        await self.store.mark_retry(
-                            batch.id,
-                            now + self.route.retry.initial_backoff,
-                            f"internal error: {exc}",
-                            now,
+                        await self._requeue(
+                            batch, now + self.route.retry.initial_backoff, f"internal error: {exc}"
                         )
                         settled = True
         finally:
@@ -306,9 +303,7 @@ class RouteWorker:
         if sender_wait > 0:
             # A long code at its own limit: give the slot back to other senders' messages
             # rather than sleep on it, and come back when this sender may send again.
-            await self.store.mark_retry(
-                batch.id, now + sender_wait, "sender rate limit", now, count_attempt=False
-            )
+            await self._requeue(batch, now + sender_wait, "sender rate limit", count_attempt=False)
             return
         media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
         request = build_submit(self.route, message, batch, media)
@@ -366,16 +361,31 @@ class RouteWorker:
             outcome if outcome == "retry_slow_down" else result.kind,
             "status" if result.kind == "response" else "http",
         )
+        if await self._requeue(
+            batch, decision.at, reason, count_attempt=outcome != "retry_slow_down"
+        ):
+            return
         self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
-        await self.store.mark_retry(
-            batch.id, decision.at, reason, now, count_attempt=outcome != "retry_slow_down"
-        )
         log.info(
             "retry scheduled",
             reason=reason,
             attempt=batch.attempts,
             delay=round(decision.at - now, 3),
         )
+
+    async def _requeue(
+        self, batch: Batch, at: float, reason: str, *, count_attempt: bool = True
+    ) -> bool:
+        """Queue the batch again for ``at``; True when the store canceled it instead (a
+        DELETE arrived while it was in flight, and the MMSC did not accept the attempt)."""
+        canceled = await self.store.mark_retry(
+            batch.id, at, reason, self.clock(), count_attempt=count_attempt
+        )
+        if canceled:
+            self._count_outcome("canceled")
+            log.info("canceled in flight, not retried", reason=reason)
+            self._finished(batch)
+        return canceled
 
     async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
         await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())

@@ -331,10 +331,7 @@ class SubmissionService:
         if request.callback_url is not None:
             check_callback_url(request.callback_url, allow_private=self.allow_private_callbacks)
         routes = tuple(self.router.route_for(number, request.route) for number in request.to)
-        batches = {
-            route: -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))
-            for route in set(routes)
-        }
+        batches = self._batch_counts(routes)
         needed = sum(batches.values())
         if not self.queue.reserve(needed, self.max_queue_depth):
             raise self._queue_full()
@@ -345,9 +342,7 @@ class SubmissionService:
         finally:
             self.queue.release(needed)
         if created:
-            for route, count in batches.items():
-                self.queue.add(route, count)
-                self.wake(route)
+            self._enqueued(batches)
             self.on_accepted(record)
             log.info(
                 "message accepted",
@@ -358,6 +353,44 @@ class SubmissionService:
                 fallback=record.fallback,
             )
         return record, created
+
+    def _batch_counts(self, routes: tuple[str, ...]) -> dict[str, int]:
+        """SubmitReqs per route for recipients on ``routes`` (one entry per recipient)."""
+        return {
+            route: -(-routes.count(route) // max(1, self.limits[route].max_recipients_per_submit))
+            for route in set(routes)
+        }
+
+    def _enqueued(self, batches: dict[str, int]) -> None:
+        for route, count in batches.items():
+            self.queue.add(route, count)
+            self.wake(route)
+
+    def text_message(self, api_key: str, request: SubmitRequest) -> NewMessage:
+        """The record of a text-only message, built but not stored.
+
+        For a caller that commits it in its own transaction: the STOP confirmation is
+        committed with the inbound message that asked for it, so a crash cannot separate
+        them. There is no back-pressure or opt-out check here (one short reply per
+        keyword, which carriers expect to get through); call :meth:`committed` after the
+        commit so the workers send it.
+
+        Raises:
+            ValidationError: media in the request, an unknown route, or no route.
+        """
+        if request.media:
+            raise ValidationError("a text message carries no media", field="media")
+        routes = tuple(self.router.route_for(number, request.route) for number in request.to)
+        original = ENVELOPE_OVERHEAD + len((request.text or "").encode())
+        content = Content(
+            parts=[], text=request.text, original=original, adapted=original, fallback=None
+        )
+        return self._new_message(api_key, request, routes, content, (), None, None, self.clock())
+
+    def committed(self, new: NewMessage) -> None:
+        """A :meth:`text_message` record was committed: count its batches, wake workers."""
+        self._enqueued(self._batch_counts(new.recipient_routes))
+        log.info("message accepted", message_id=new.id, route=new.route, recipients=1)
 
     async def build_content(
         self, request: SubmitRequest, routes: tuple[str, ...]
@@ -403,7 +436,22 @@ class SubmissionService:
                     code="recipient_opted_out",
                 )
         content, parts = await self.build_content(request, routes)
-        now = self.clock()
+        new = self._new_message(
+            api_key, request, routes, content, parts, idempotency_key, request_hash, self.clock()
+        )
+        return await self.store.create_message(new)
+
+    def _new_message(
+        self,
+        api_key: str,
+        request: SubmitRequest,
+        routes: tuple[str, ...],
+        content: Content,
+        parts: tuple[PartRef, ...],
+        idempotency_key: str | None,
+        request_hash: str | None,
+        now: float,
+    ) -> NewMessage:
         first = routes[0]
         send_at = max(now, request.send_at or now)
         expires_at = request.expires_at or (send_at + self.limits[first].default_validity_seconds)
@@ -411,7 +459,7 @@ class SubmissionService:
             raise ValidationError(
                 "expires_at must be in the future and after send_at", field="expires_at"
             )
-        new = NewMessage(
+        return NewMessage(
             id="msg_" + uuid.uuid4().hex,
             api_key=api_key,
             route=first,
@@ -436,7 +484,6 @@ class SubmissionService:
             original_bytes=content.original,
             adapted_bytes=content.adapted,
         )
-        return await self.store.create_message(new)
 
     async def replay(
         self, api_key: str, idempotency_key: str, request_hash: str | None

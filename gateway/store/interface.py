@@ -5,7 +5,13 @@ connection or SQL crosses it, so a backend owns all of its statements. ``SqliteS
 (``gateway/store/sqlite/``) is the embedded implementation. Every write operation is
 durable when its coroutine returns, and each one is one transaction: a batch state
 change, the recipient updates it causes and the webhook event it emits commit together
-(a transactional outbox), and so do a report or an inbound message with theirs.
+(a transactional outbox), and so do a report or an inbound message with theirs (an
+inbound STOP/START with its suppression change and confirmation reply too).
+
+Cancel invariant: a batch whose cancel was requested (``cancel_message`` found it in
+flight) is never claimed again. ``claim_due`` skips it, and every operation that ends an
+attempt without the MMSC's acceptance (``mark_retry``, ``requeue_in_flight``, ``release``)
+ends it ``canceled`` instead of queueing it, with its recipients and webhook event.
 
 A new backend implements this protocol, keeps its own migrations with the same version
 numbers as SQLite's, and must enforce the recipient state machine of
@@ -57,7 +63,7 @@ class Store(Protocol):
     async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None: ...
     async def mark_retry(
         self, batch_id: int, next_at: float, error: str, now: float, *, count_attempt: bool = True
-    ) -> None: ...
+    ) -> bool: ...
     async def release(self, batch_ids: list[int], now: float) -> None: ...
     async def cancel_message(self, message_id: str, now: float) -> CancelPlan: ...
     async def clear_cancel_request(self, batch_id: int, now: float) -> None: ...
@@ -82,7 +88,11 @@ class Store(Protocol):
     async def store_report(self, report: ReportRow) -> ReportResult: ...
     async def report_counts(self) -> dict[str, int]: ...
     async def store_inbound(
-        self, row: InboundRow, event: tuple[str, dict[str, Any]] | None
+        self,
+        row: InboundRow,
+        event: tuple[str, dict[str, Any]] | None,
+        *,
+        reply: NewMessage | None = None,
     ) -> tuple[str, bool]: ...
     async def get_inbound(self, inbound_id: str) -> dict[str, Any] | None: ...
     async def list_inbound(

@@ -287,9 +287,11 @@ async def get_json(session: aiohttp.ClientSession, gateway: Gateway, path: str) 
         return response.status, await response.json()
 
 
-async def submitted(session: aiohttp.ClientSession, gateway: Gateway, to: str) -> tuple[str, str]:
+async def submitted(
+    session: aiohttp.ClientSession, gateway: Gateway, to: str, **fields: Any
+) -> tuple[str, str]:
     """Send a message and wait until the MMSC accepted it; returns (our id, MM7 MessageID)."""
-    status, body = await send_message(session, gateway, to)
+    status, body = await send_message(session, gateway, to, **fields)
     assert status == 202, body
     message_id = body["id"]
 

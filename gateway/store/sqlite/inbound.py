@@ -1,5 +1,6 @@
 """SQL of inbound MMS (messages and parts) and of the opt-out suppression list, which an
-inbound STOP/START changes in the same transaction as the message that carried it.
+inbound STOP/START changes in the same transaction as the message that carried it (and
+its confirmation reply, created there as an ordinary outbound message).
 """
 
 from __future__ import annotations
@@ -8,19 +9,23 @@ import json
 import sqlite3
 from typing import Any, Final
 
-from gateway.store.records import InboundRow, iso_time
+from gateway.store.records import InboundRow, NewMessage, iso_time
 from gateway.store.sqlite.events import insert_event
+from gateway.store.sqlite.messages import create_message
 
 
 def store_inbound(
     conn: sqlite3.Connection,
     row: InboundRow,
     event: tuple[str, dict[str, Any]] | None,
+    reply: NewMessage | None = None,
 ) -> tuple[str, bool]:
-    """Store an inbound MMS (idempotently), its opt-out effect and its webhook event.
+    """Store an inbound MMS (idempotently), its opt-out effect, its reply and its event.
 
     Args:
         event: ``(url, data)`` of the ``message.inbound`` event, or ``None``.
+        reply: an outbound message to create with it (the STOP/START confirmation); a
+            repeated DeliverReq creates none.
 
     Returns:
         ``(inbound id, created)``; a repeated DeliverReq returns the first id.
@@ -52,6 +57,8 @@ def store_inbound(
     )  # fmt: skip
     if row.optout is not None and row.sender and row.recipient:
         set_suppression(conn, row.sender, row.recipient, row.optout, row.received_at)
+    if reply is not None:
+        create_message(conn, reply)
     if event is not None:
         url, data = event
         insert_event(

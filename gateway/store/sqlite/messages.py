@@ -222,6 +222,9 @@ def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> l
     rows = conn.execute(
         "SELECT id, message_id, attempts, expires_at, transaction_id FROM batches "
         "WHERE route = ? AND state = 'queued' AND next_attempt_at <= ? "
+        # A batch whose cancel was requested is never sent again (the store's invariant:
+        # every path that ends an attempt cancels such a batch instead of queueing it).
+        "AND cancel_requested = 0 "
         "ORDER BY next_attempt_at, id LIMIT ?",
         (route, now, limit),
     ).fetchall()
@@ -332,3 +335,70 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
         "SELECT COUNT(*) FROM batches WHERE message_id = ? AND state = 'in_flight'", (message_id,)
     ).fetchone()[0]
     return CancelPlan(found=True, submitted=submitted, in_flight=int(in_flight))
+
+
+#: Why a batch flagged for cancel while in flight ended ``canceled`` without a SubmitRsp
+#: success: the MMSC never confirmed it, so there is no MessageID to send a CancelReq for.
+CANCELED_IN_FLIGHT: Final = "canceled while in flight; the MMSC did not accept the attempt"
+
+
+def cancel_if_requested(conn: sqlite3.Connection, batch_id: int, now: float, why: str) -> bool:
+    """End a batch ``canceled`` (recipients, status, webhook) if its cancel was requested.
+
+    Called wherever an attempt ends without the MMSC's acceptance (retry, crash recovery,
+    shutdown): a DELETE answered 200 must not be followed by another SubmitReq.
+    """
+    row = conn.execute(
+        "SELECT cancel_requested FROM batches WHERE id = ? AND state IN ('in_flight', 'queued')",
+        (batch_id,),
+    ).fetchone()
+    if row is None or not row[0]:
+        return False
+    finish_batch(conn, batch_id, "canceled", "canceled", f"{CANCELED_IN_FLIGHT} ({why})", now, None)
+    return True
+
+
+def retry_batch(
+    conn: sqlite3.Connection, batch_id: int, next_at: float, error: str, refund: int, now: float
+) -> bool:
+    """Queue an in-flight batch again; True when a cancel request ended it instead."""
+    if cancel_if_requested(conn, batch_id, now, error):
+        return True
+    conn.execute(
+        "UPDATE batches SET state = 'queued', next_attempt_at = ?, last_error = ?, "
+        "attempts = attempts - ?, updated_at = ? WHERE id = ? AND state = 'in_flight'",
+        (next_at, error, refund, now, batch_id),
+    )
+    conn.execute(
+        "UPDATE messages SET last_error = ?, updated_at = ? WHERE id = "
+        "(SELECT message_id FROM batches WHERE id = ?)",
+        (error, now, batch_id),
+    )
+    return False
+
+
+def requeue_in_flight(conn: sqlite3.Connection, now: float) -> int:
+    """Crash recovery: in-flight batches are queued again, due now, unless their cancel
+    was requested (those end canceled; so do queued ones an older version left flagged)."""
+    flagged = conn.execute(
+        "SELECT id FROM batches WHERE state IN ('in_flight', 'queued') AND cancel_requested = 1"
+    ).fetchall()
+    for (batch_id,) in flagged:
+        cancel_if_requested(conn, int(batch_id), now, "the gateway restarted during the attempt")
+    cur = conn.execute(
+        "UPDATE batches SET state = 'queued', next_attempt_at = ?, updated_at = ? "
+        "WHERE state = 'in_flight'",
+        (now, now),
+    )
+    return cur.rowcount
+
+
+def release(conn: sqlite3.Connection, batch_ids: list[int], now: float) -> None:
+    """Shutdown: claimed batches go back to the queue, flagged ones end canceled."""
+    for batch_id in batch_ids:
+        if not cancel_if_requested(conn, batch_id, now, "the gateway stopped during the attempt"):
+            conn.execute(
+                "UPDATE batches SET state = 'queued', updated_at = ? "
+                "WHERE id = ? AND state = 'in_flight'",
+                (now, batch_id),
+            )

@@ -50,10 +50,12 @@ def batch_status_changed(
     message_status_event(conn, message_id, changed, now)
     if mm7_message_id is None:
         return
+    # Only reports from the MMSC this batch went to: another route's credentials never
+    # change this route's messages, even when the MessageIDs collide.
     early = conn.execute(
         "SELECT id FROM delivery_reports WHERE mm7_message_id = ? AND outcome = 'unmatched' "
-        "ORDER BY id",
-        (mm7_message_id,),
+        "AND mmsc = (SELECT route FROM batches WHERE id = ?) ORDER BY id",
+        (mm7_message_id, batch_id),
     ).fetchall()
     for (report_id,) in early:
         correlate_report(conn, int(report_id), now)
@@ -85,14 +87,18 @@ def store_report(conn: sqlite3.Connection, report: ReportRow) -> ReportResult:
 def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> ReportResult:
     row = conn.execute(
         "SELECT kind, mm7_message_id, recipient, sender, mm_status, mm_status_extension, "
-        "status_text, mapped_state, report_at FROM delivery_reports WHERE id = ?",
+        "status_text, mapped_state, report_at, mmsc FROM delivery_reports WHERE id = ?",
         (report_id,),
     ).fetchone()
-    kind, mm7_id, recipient, sender, mm_status, extension, text, mapped, report_at = row
+    kind, mm7_id, recipient, sender, mm_status, extension, text, mapped, report_at, mmsc = row
+    # Matched within the route the report authenticated as (its batch's route): a report
+    # for another carrier's MessageID stays unmatched and never touches that message.
     candidates = [
         (str(r[0]), int(r[1]), str(r[2]))
         for r in conn.execute(
-            "SELECT message_id, idx, address FROM recipients WHERE mm7_message_id = ?", (mm7_id,)
+            "SELECT r.message_id, r.idx, r.address FROM recipients r "
+            "JOIN batches b ON b.id = r.batch_id WHERE r.mm7_message_id = ? AND b.route = ?",
+            (mm7_id, mmsc),
         )
     ] if mm7_id else []  # fmt: skip
     target = pick_recipient(candidates, (recipient, sender))

@@ -41,6 +41,9 @@ from gateway.store.sqlite.messages import (
     finish_batch,
     load_message,
     parts_to_json,
+    release,
+    requeue_in_flight,
+    retry_batch,
 )
 from gateway.store.sqlite.migrations import migrate
 
@@ -244,7 +247,8 @@ class SqliteStore:
     async def next_due_at(self, route: str) -> float | None:
         def op(conn: sqlite3.Connection) -> float | None:
             row = conn.execute(
-                "SELECT MIN(next_attempt_at) FROM batches WHERE route = ? AND state = 'queued'",
+                "SELECT MIN(next_attempt_at) FROM batches WHERE route = ? AND state = 'queued' "
+                "AND cancel_requested = 0",
                 (route,),
             ).fetchone()
             return float(row[0]) if row and row[0] is not None else None
@@ -262,17 +266,9 @@ class SqliteStore:
         return await self.read(op)
 
     async def requeue_in_flight(self, now: float) -> int:
-        """Crash recovery: batches left in_flight by a previous run become due again."""
-
-        def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE batches SET state = 'queued', next_attempt_at = ?, updated_at = ? "
-                "WHERE state = 'in_flight'",
-                (now, now),
-            )
-            return cur.rowcount
-
-        return await self.write(op)
+        """Crash recovery: batches left in_flight by a previous run become due again, except
+        those whose cancel was requested meanwhile: they end canceled."""
+        return await self.write(lambda conn: requeue_in_flight(conn, now))
 
     async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> bool:
         """Record a successful SubmitRsp; True when a cancel was requested meanwhile."""
@@ -306,36 +302,22 @@ class SqliteStore:
 
     async def mark_retry(
         self, batch_id: int, next_at: float, error: str, now: float, *, count_attempt: bool = True
-    ) -> None:
+    ) -> bool:
         """Queue a batch again; ``count_attempt=False`` (a slow-down answer) gives back the
-        attempt its claim took, so flow control never uses up ``max_attempts``."""
+        attempt its claim took, so flow control never uses up ``max_attempts``.
+
+        Returns True when the batch's cancel was requested while it was in flight: it then
+        ends ``canceled`` (recipients, message status, webhook) instead of being queued.
+        """
         refund = 0 if count_attempt else 1
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE batches SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-                "attempts = attempts - ?, updated_at = ? WHERE id = ? AND state = 'in_flight'",
-                (next_at, error, refund, now, batch_id),
-            )
-            conn.execute(
-                "UPDATE messages SET last_error = ?, updated_at = ? WHERE id = "
-                "(SELECT message_id FROM batches WHERE id = ?)",
-                (error, now, batch_id),
-            )
-
-        await self.write(op)
+        return await self.write(
+            lambda conn: retry_batch(conn, batch_id, next_at, error, refund, now)
+        )
 
     async def release(self, batch_ids: list[int], now: float) -> None:
-        """Shutdown: hand claimed-but-unsent batches back to the queue."""
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE batches SET state = 'queued', updated_at = ? "
-                "WHERE id = ? AND state = 'in_flight'",
-                [(now, batch_id) for batch_id in batch_ids],
-            )
-
-        await self.write(op)
+        """Shutdown: hand claimed-but-unsent batches back to the queue (flagged for cancel:
+        canceled instead)."""
+        await self.write(lambda conn: release(conn, batch_ids, now))
 
     async def cancel_message(self, message_id: str, now: float) -> CancelPlan:
         """Cancel what has not been sent; flag the rest for a CancelReq (see CancelPlan)."""
@@ -479,9 +461,15 @@ class SqliteStore:
         return await self.read(reports.report_counts)
 
     async def store_inbound(
-        self, row: InboundRow, event: tuple[str, dict[str, Any]] | None
+        self,
+        row: InboundRow,
+        event: tuple[str, dict[str, Any]] | None,
+        *,
+        reply: NewMessage | None = None,
     ) -> tuple[str, bool]:
-        return await self.write(lambda conn: inbound.store_inbound(conn, row, event))
+        """Store an inbound MMS with its opt-out change, event and ``reply`` (an outbound
+        message created in the same transaction, only when the inbound one is new)."""
+        return await self.write(lambda conn: inbound.store_inbound(conn, row, event, reply))
 
     async def get_inbound(self, inbound_id: str) -> dict[str, Any] | None:
         return await self.read(lambda conn: inbound.get_inbound(conn, inbound_id))
