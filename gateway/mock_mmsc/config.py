@@ -78,6 +78,8 @@ class MockSettings:
     #: ``fault``: status errors as a SOAP Fault carrying RSErrorRsp, HTTP 500 (SOAP 1.1).
     #: ``rsp``: HTTP 200 with the matching ``…Rsp`` holding the error status.
     fault_style: str = "fault"
+    #: Accept SubmitReqs without naming a MessageID in the SubmitRsp (some MMSCs do).
+    omit_message_id: bool = False
     callback_attempts: int = 6
     callback_backoff: float = 1.0
     callback_max_backoff: float = 30.0
@@ -206,6 +208,14 @@ def _latency(value: object) -> dict[str, Any]:
     return {"latency_ms": _number(ms), "latency_jitter_ms": _number(jitter or 0)}
 
 
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+        return value.lower() in {"true", "yes", "1"}
+    raise TypeError("expected true or false")
+
+
 def _fault_style(value: object) -> str:
     style = _text(value)
     if style not in FAULT_STYLES:
@@ -269,6 +279,9 @@ KEYS: Final[dict[str, Key]] = {
         "status errors as 'fault' (HTTP 500) or 'rsp' (HTTP 200)",
         "STYLE",
         runtime=True,
+    ),
+    "omit_message_id": Key(
+        _flag, "accept SubmitReqs without a MessageID in the SubmitRsp", "BOOL", runtime=True
     ),
     "callback_attempts": Key(
         _positive_int, "attempts per callback before giving up", "N", runtime=True

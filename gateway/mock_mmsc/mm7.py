@@ -263,7 +263,9 @@ def _accept_submit(state: MockState, message: SubmitReq) -> web.Response:
         )
     extensions: tuple[Extension, ...] = ()
     rsp_id: str | None = message_id
-    if version in _NO_SUBMIT_MESSAGE_ID:
+    if settings.omit_message_id:
+        rsp_id = None
+    elif version in _NO_SUBMIT_MESSAGE_ID:
         extensions = (Extension(name="MessageID", namespace=namespace_for(version), text=rsp_id),)
         rsp_id = None
     rsp = SubmitRsp(status_code=1000, message_id=rsp_id, extensions=extensions)

@@ -127,6 +127,13 @@ class MessageControl:
         self.queue.reload(await self.store.queue_depths())
         answers.raise_for("cancel", "the cancel stays requested and is sent again when the "
                           "route's worker next starts")  # fmt: skip
+        if plan.without_message_id:
+            raise StateConflict(
+                f"{plan.without_message_id} submission(s) of this message were accepted by "
+                "the MMSC without a MessageID, so no CancelReq can name them; anything still "
+                "queued was canceled",
+                code="cancel_not_possible",
+            )
         updated = await self.store.get_message(record.id)
         return updated or record
 

@@ -56,6 +56,9 @@ _STATUS_CLASS_LABEL = {
 }
 
 
+#: Why a cancel asked for while the SubmitReq was on the wire could not be done.
+NO_MESSAGE_ID = "cancel not possible: the MMSC accepted the submission without a MessageID"
+
 #: ``(route, rate, burst) -> seconds to wait`` (0: a token was taken): the route's token
 #: bucket shared by every gateway of a cluster (``Store.take_send_token``).
 SharedRate = Callable[[str, float, float], Awaitable[float]]
@@ -333,6 +336,10 @@ class RouteWorker:
                     self._finished(batch)
                     if cancel_requested and mm7_id:
                         await self.cancel_after_submit(batch.id, batch.message_id, mm7_id)
+                    elif cancel_requested:
+                        # Nothing to name in a CancelReq: the message goes out; say so.
+                        log.warning("cancel not possible: the SubmitRsp carried no MessageID")
+                        await self.store.cancel_not_possible(batch.id, now, NO_MESSAGE_ID)
                 return
             if isinstance(response, ErrorRsp) or outcome != "retry_slow_down":
                 self.consecutive_failures += 0 if outcome == "fail" else 1

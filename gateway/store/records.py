@@ -118,6 +118,8 @@ class CancelPlan:
     found: bool
     submitted: list[tuple[int, str, str]] = field(default_factory=list)
     in_flight: int = 0
+    #: Batches the MMSC accepted without a MessageID: no CancelReq can name them.
+    without_message_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,3 +120,74 @@ async def test_cancel_in_flight_then_kill9_is_not_resent(tmp_path: Path, mocks: 
             assert len(mock.posts) == 1
     finally:
         gateway.stop()
+
+
+async def test_cancel_of_a_submission_without_message_id_says_so(
+    tmp_path: Path, mocks: Any, run_gateway: Any
+) -> None:
+    """Accepted without a MessageID (REL-5-MM7-1-0's SubmitRsp has no such element, and a
+    carrier may leave out the extension that carries it): no CancelReq can name it, so
+    DELETE answers 409."""
+    mock = await mocks(omit_message_id=True, dr_delay=3600.0)
+    gw = await run_gateway(
+        make_config(tmp_path / "data", mock.url, mmsc_version="REL-5-MM7-1-0")
+    )
+    status, body = await gw.submit({"to": "+12025550101", "text": "unnamed"})
+    assert status == 202, body
+    resource = await gw.wait_status(body["id"], {"submitted"})
+    assert resource["recipients"][0]["mm7_message_id"] is None
+    async with gw.session.delete(
+        f"{gw.api}/v1/messages/{body['id']}", headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as response:
+        assert response.status == 409, await response.text()
+        error = (await response.json())["error"]
+    assert error["code"] == "cancel_not_possible"
+    assert "without a MessageID" in error["message"]
+    assert len(mock.posts) == 1  # the SubmitReq only: no CancelReq went out
+
+
+async def test_cancel_in_flight_then_rsp_without_message_id_is_reported(
+    tmp_path: Path, mocks: Any, run_gateway: Any
+) -> None:
+    """DELETE while on the wire (200), then the SubmitRsp names no MessageID: the message
+    went out and cannot be canceled; the recipient says so and a webhook tells the client."""
+    mock = await mocks(latency_ms=800.0, omit_message_id=True, dr_delay=3600.0)
+    receiver = Receiver(secret=API_KEY)
+    await receiver.start()
+    try:
+        config = make_config(
+            tmp_path / "data",
+            mock.url,
+            mmsc_version="REL-5-MM7-1-0",
+            webhooks__allow_private_urls=True,
+            webhooks__initial_backoff_seconds=0.05,
+        )
+        gw = await run_gateway(config)
+        status, body = await gw.submit(
+            {"to": "+12025550101", "text": "too late", "callback_url": receiver.url}
+        )
+        assert status == 202, body
+        await _posts(mock, 1)
+        async with gw.session.delete(
+            f"{gw.api}/v1/messages/{body['id']}", headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as response:
+            assert response.status == 200, await response.text()
+
+        async def reported() -> bool:
+            recipient = (await gw.get(body["id"]))["recipients"][0]
+            return "cancel not possible" in (recipient["error"] or "")
+
+        await eventually(reported, 10.0, "the recipient names the impossible cancel")
+        resource = await gw.get(body["id"])
+        assert resource["status"] == "submitted"
+        await receiver.wait_for(
+            lambda events: any(
+                "cancel not possible" in (r.get("error") or "")
+                for e in events
+                if e["type"] == "message.status"
+                for r in e["data"]["recipients"]
+            )
+        )
+        assert len(mock.posts) == 1  # no CancelReq: there is nothing to name in one
+    finally:
+        await receiver.stop()

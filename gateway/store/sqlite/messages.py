@@ -22,6 +22,7 @@ from gateway.store.records import (
     PartRef,
     RecipientRecord,
 )
+from gateway.store.sqlite.events import message_status_event
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
 
 
@@ -319,8 +320,8 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
     # In flight: the SubmitReq is on the wire and cannot be taken back; flag the batch so
     # the worker cancels it at the MMSC as soon as its SubmitRsp is recorded.
     conn.execute(
-        "UPDATE batches SET cancel_requested = 1, updated_at = ? "
-        "WHERE message_id = ? AND state IN ('in_flight', 'submitted')",
+        "UPDATE batches SET cancel_requested = 1, updated_at = ? WHERE message_id = ? "
+        "AND (state = 'in_flight' OR (state = 'submitted' AND mm7_message_id IS NOT NULL))",
         (now, message_id),
     )
     submitted = [
@@ -334,7 +335,37 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
     in_flight = conn.execute(
         "SELECT COUNT(*) FROM batches WHERE message_id = ? AND state = 'in_flight'", (message_id,)
     ).fetchone()[0]
-    return CancelPlan(found=True, submitted=submitted, in_flight=int(in_flight))
+    # Accepted without a MessageID: no CancelReq can name them (not flagged above).
+    unnamed = conn.execute(
+        "SELECT COUNT(*) FROM batches WHERE message_id = ? AND state = 'submitted' "
+        "AND mm7_message_id IS NULL",
+        (message_id,),
+    ).fetchone()[0]
+    return CancelPlan(
+        found=True, submitted=submitted, in_flight=int(in_flight), without_message_id=int(unnamed)
+    )
+
+
+def cancel_not_possible(conn: sqlite3.Connection, batch_id: int, now: float, why: str) -> None:
+    """Stop asking to cancel a batch, and say why on its recipients (with a webhook)."""
+    row = conn.execute(
+        "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? "
+        "RETURNING message_id",
+        (now, batch_id),
+    ).fetchone()
+    if row is None:
+        return
+    message_id = str(row[0])
+    changed = [
+        int(r[0])
+        for r in conn.execute(
+            "UPDATE recipients SET error = ?, updated_at = ? WHERE batch_id = ? RETURNING idx",
+            (why, now, batch_id),
+        )
+    ]
+    conn.execute("UPDATE messages SET last_error = ?, updated_at = ? WHERE id = ?",
+                 (why, now, message_id))  # fmt: skip
+    message_status_event(conn, message_id, sorted(changed), now)
 
 
 #: Why a batch flagged for cancel while in flight ended ``canceled`` without a SubmitRsp

@@ -36,6 +36,7 @@ from gateway.store.records import (
 from gateway.store.sqlite import events, inbound, reports, retention
 from gateway.store.sqlite.messages import (
     cancel_message,
+    cancel_not_possible,
     claim_due,
     create_message,
     finish_batch,
@@ -331,6 +332,10 @@ class SqliteStore:
                 (now, batch_id),
             )
         )
+
+    async def cancel_not_possible(self, batch_id: int, now: float, why: str) -> None:
+        """A requested cancel cannot be done: stop asking, and say why on the recipients."""
+        await self.write(lambda conn: cancel_not_possible(conn, batch_id, now, why))
 
     async def replace_plan(self, message_id: str, *, hold_until: float) -> ReplacePlan:
         """Where a message's batches stand, for a content replacement.
