@@ -98,7 +98,7 @@ async def replay(request: web.Request) -> web.Response:
         return error_page(request, 404, "not_dead", f"No dead-lettered event {event_id}.")
     deps.wake_outbox()
     session = session_of(request)
-    log.info("console replayed webhook", user=session.user if session else None, event=event_id)
+    log.info("console replayed webhook", user=session.user if session else None, event_id=event_id)
     raise web.HTTPSeeOther(f"{PREFIX}/dead-letters?replayed={event_id}")
 
 
