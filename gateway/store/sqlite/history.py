@@ -38,7 +38,9 @@ def search_messages(conn: sqlite3.Connection, query: MessageQuery) -> list[Messa
     """Newest first. Text matches a message id or client_ref exactly, or the digits of a
     recipient number (as a substring: operators paste numbers in any format)."""
     text = (query.text or "").strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
+    # Only text that looks like a phone number is matched against numbers ("ref-1" is not).
+    looks_like_number = text != "" and all(ch.isdigit() or ch in "+-() ." for ch in text)
+    digits = "".join(ch for ch in text if ch.isdigit()) if looks_like_number else ""
     rows = conn.execute(
         "SELECT m.id FROM messages m WHERE (? = '' OR m.id = ? OR m.client_ref = ? "
         "OR (? != '' AND EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id "
