@@ -150,7 +150,10 @@ def svg_chart(series: Series) -> str:
             f"{_H - _PAD - v / top * (_H - _PAD - 8):.1f}"
             for t, v in line
         )
-        if coords:
+        if len(line) == 1:  # one interval so far: a dot, a line needs two points
+            x, y = coords.split(",")
+            parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+        elif coords:
             parts.append(
                 f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"/>'
             )

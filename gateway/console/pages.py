@@ -121,7 +121,7 @@ def timeline_entries(history: MessageHistory, show: Any) -> list[Entry]:
     """Everything that happened to a message, in time order; ``show`` masks numbers."""
     m = history.message
     entries = [Entry(m.created_at, "accepted", "Accepted", f"route {m.route}, {m.status} now")]
-    if m.original_bytes is not None and m.adapted_bytes is not None:
+    if (m.parts or m.fallback) and m.original_bytes is not None and m.adapted_bytes is not None:
         entries.append(
             Entry(m.created_at, "media", "Media", f"{m.original_bytes} bytes before adaptation, "
                   f"{m.adapted_bytes} after" + (f"; fallback: {m.fallback}" if m.fallback else ""))

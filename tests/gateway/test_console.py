@@ -109,7 +109,7 @@ async def test_overview_shows_routes_outcomes_and_charts(scenario):
     assert "submitted: 1" in row.group(1)
     assert "report Retrieved: 1" in row.group(1)
     assert html.count('<svg class="chart"') == 3
-    assert "<polyline" in html  # the rate chart has a point for the message sent
+    assert "<circle" in html  # one interval so far: the rate chart has a dot for it
 
 
 async def test_message_search_by_number_id_client_ref_and_status(scenario):
