@@ -57,6 +57,7 @@ class Series:
     title: str
     unit: str
     lines: dict[str, list[tuple[float, float]]]  # name -> [(time, value)]
+    end: float = 0.0  # the x axis is the hour up to this time
 
 
 class CounterSampler:
@@ -97,7 +98,8 @@ class CounterSampler:
 
     def series(self) -> list[Series]:
         """Rate, latency and outcomes per interval, the newest interval ending now."""
-        points = [*self.samples, snapshot(self.registry, self.clock())]
+        now = self.clock()
+        points = [*self.samples, snapshot(self.registry, now)]
         rate: list[tuple[float, float]] = []
         latency: list[tuple[float, float]] = []
         outcomes: dict[str, list[tuple[float, float]]] = {name: [] for name in OUTCOMES}
@@ -114,23 +116,22 @@ class CounterSampler:
                 delta = after.outcomes.get(name, 0.0) - before.outcomes.get(name, 0.0)
                 outcomes[name].append((after.at, delta))
         return [
-            Series("SubmitReq rate", "per second", {"rate": rate}),
-            Series("SubmitReq latency", "seconds", {"latency": latency}),
-            Series("Outcomes", "per interval", outcomes),
+            Series("SubmitReq rate", "per second", {"rate": rate}, now),
+            Series("SubmitReq latency", "seconds", {"latency": latency}, now),
+            Series("Outcomes", "per interval", outcomes, now),
         ]
 
 
 _COLOURS: Final = ("#0b5cad", "#b3261e", "#7a4f00", "#1f7a3a", "#5b3e96")
-_W, _H, _PAD = 320, 120, 28
+_W, _H, _PAD = 320, 120, 36
 
 
 def svg_chart(series: Series) -> str:
-    """One chart as accessible inline SVG (a title, a text summary, one polyline a line)."""
+    """One chart as inline SVG with a title and an aria-label; one polyline per line."""
     values = [v for line in series.lines.values() for _, v in line]
-    times = [t for line in series.lines.values() for t, _ in line]
     top = max(values, default=0.0) or 1.0
-    start, end = (min(times), max(times)) if times else (0.0, 1.0)
-    span = (end - start) or 1.0
+    span = 3600.0
+    start = series.end - span
     parts = [
         (
             f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
@@ -141,6 +142,8 @@ def svg_chart(series: Series) -> str:
         f'<line x1="{_PAD}" y1="4" x2="{_PAD}" y2="{_H - _PAD}" class="axis"/>',
         f'<text x="2" y="12" class="tick">{top:.3g}</text>',
         f'<text x="2" y="{_H - _PAD}" class="tick">0</text>',
+        f'<text x="{_PAD}" y="{_H - _PAD + 11}" class="tick">-60 min</text>',
+        f'<text x="{_W - 4}" y="{_H - _PAD + 11}" class="tick" text-anchor="end">now</text>',
     ]
     legend_x = _PAD
     for index, (name, line) in enumerate(series.lines.items()):
@@ -149,8 +152,9 @@ def svg_chart(series: Series) -> str:
             f"{_PAD + (t - start) / span * (_W - _PAD - 4):.1f},"
             f"{_H - _PAD - v / top * (_H - _PAD - 8):.1f}"
             for t, v in line
+            if t >= start
         )
-        if len(line) == 1:  # one interval so far: a dot, a line needs two points
+        if coords and " " not in coords:  # one interval so far: a dot (a line needs two)
             x, y = coords.split(",")
             parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
         elif coords:
