@@ -35,6 +35,10 @@ from gateway.api.routes import (
     add_routes,
 )
 from gateway.config.model import GatewayConfig, MmscConfig
+from gateway.console.charts import CounterSampler
+from gateway.console.context import PREFIX as CONSOLE_PREFIX
+from gateway.console.context import ConsoleDeps, RouteStatus
+from gateway.console.routes import add_console
 from gateway.inbound.deliver import InboundService, InboundSettings
 from gateway.inbound.delivery import ReportService
 from gateway.inbound.handlers import CallbackHandlers
@@ -48,7 +52,7 @@ from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
-from gateway.outbound.content import MediaCache, RecentMessages
+from gateway.outbound.content import MediaCache, RecentMessages, encode_stored_submit
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
 from gateway.outbound.mmsc_client import ClientSettings, MmscClient
@@ -58,7 +62,7 @@ from gateway.outbound.retry import RetryPolicy
 from gateway.outbound.routing import Router, RouteRule
 from gateway.outbound.submission import RouteLimits, SubmissionService
 from gateway.outbound.suppression import OptOut
-from gateway.store import MessageRecord, NewMessage, SqliteStore
+from gateway.store import Batch, MessageRecord, NewMessage, SqliteStore
 from gateway.webhooks.outbox import Outbox, WebhookSettings
 
 log = structlog.get_logger("gateway.app")
@@ -224,6 +228,7 @@ class Gateway:
             metrics=self.metrics,
             clock=clock,
         )
+        self._build_console()
         self.ops_app = web.Application()
         add_ops_routes(
             self.ops_app,
@@ -305,7 +310,10 @@ class Gateway:
             middlewares=[
                 metrics_middleware(self.metrics),
                 errors_middleware,
-                auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
+                # The console authenticates by its own session cookie.
+                auth_middleware(  # type: ignore[list-item]
+                    keys, public_prefixes=("/v1/media/", CONSOLE_PREFIX)
+                ),
                 read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],
             client_max_size=self.config.gateway.max_body_bytes,
@@ -384,6 +392,54 @@ class Gateway:
             self.api_app
         )
 
+    def _build_console(self) -> None:
+        self.sampler = CounterSampler(self.registry, clock=self.clock)
+        settings = {m.name: route_settings(m) for m in self.config.mmsc}
+
+        def route_status() -> list[RouteStatus]:
+            return [
+                RouteStatus(
+                    name=name,
+                    circuit=worker.circuit,
+                    configured_tps=worker.route.tps,
+                    allowed_tps=0.0 if worker.bucket.unlimited else worker.bucket.effective_rate,
+                    queue_depth=self.queue.depth.get(name, 0),
+                    in_flight=len(worker.in_flight),
+                )
+                for name, worker in self.workers.items()
+            ]
+
+        async def reencode(message: MessageRecord, batch: Batch) -> tuple[str, bytes]:
+            return await encode_stored_submit(
+                settings[batch.route], self.clients[batch.route].encode, self.media_cache,
+                message, batch,
+            )  # fmt: skip
+
+        async def submit(api_key: str, request: SubmitRequest) -> MessageRecord:
+            record, _ = await self.submissions.submit(
+                api_key, request, idempotency_key=None, request_hash=None
+            )
+            return record
+
+        add_console(
+            self.api_app,
+            ConsoleDeps(
+                store=self.store,
+                admin_keys={
+                    _secret(k.key) or "": k.name for k in self.config.api_keys if k.role == "admin"
+                },
+                route_status=route_status,
+                sampler=self.sampler,
+                reencode=reencode,
+                submit=submit,
+                media=self.media_store.get,
+                thumbs_dir=self.data_dir / "thumbs",
+                wake_outbox=self.outbox.wake,
+                mask_numbers=self.config.logging.mask_numbers,
+                clock=self.clock,
+            ),
+        )
+
     def _webhook_secret(self, api_key: str | None) -> str:
         """The HMAC secret of an API key's webhooks (unknown keys: the media signing key)."""
         secret = self._webhook_secrets.get(api_key or "")
@@ -436,6 +492,7 @@ class Gateway:
         )
         await self.outbox.start()
         self.retention.start()
+        self.sampler.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
         self._resume_task = asyncio.create_task(
@@ -488,6 +545,7 @@ class Gateway:
         await self.retention.stop()
         await self.membership.stop()
         await self.outbox.stop()
+        await self.sampler.stop()
         for client in self.clients.values():
             await client.close()
         if self.http is not None:

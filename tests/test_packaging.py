@@ -34,6 +34,9 @@ def test_wheel_contents(tmp_path: Path) -> None:
     assert "gateway/py.typed" in names
     assert "protocol/codec.py" in names and "gateway/app.py" in names
     assert "gateway/mock_mmsc/app.py" in names
+    # The console renders from package data: templates and local assets ship in the wheel.
+    assert "gateway/console/templates/timeline.html" in names
+    assert "gateway/console/static/console.css" in names
     assert not [n for n in names if n.startswith(("tests/", "fixtures/", "bench/"))]
 
 

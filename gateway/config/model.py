@@ -249,6 +249,8 @@ class ApiKeyConfig(_Section):
     callback_url: HttpUrl | None = None
     #: HMAC key for webhooks; None = the API key itself (see ``webhook_signing_secret``).
     webhook_secret: Secret | None = Field(default=None, repr=False)
+    #: ``admin`` keys may also log in to the operator console (``/console/``).
+    role: Literal["client", "admin"] = "client"
 
     @field_validator("key")
     @classmethod

@@ -5,6 +5,7 @@ plus two small LRU caches that spare the store a read per message under load.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -134,3 +135,16 @@ class MediaCache:
             _, old = self._items.popitem(last=False)
             self._size -= len(old)
         return data
+
+
+async def encode_stored_submit(
+    route: RouteSettings,
+    encode: Callable[[SubmitReq], tuple[str, bytes]],
+    media: MediaCache,
+    message: MessageRecord,
+    batch: Batch,
+) -> tuple[str, bytes]:
+    """The SubmitReq a worker sends for ``batch`` of a stored message, encoded the same way
+    (the console's download; protocol encoding is deterministic for a TransactionID)."""
+    parts = {p.sha256: await media.get(p.sha256) for p in message.parts}
+    return encode(build_submit(route, message, batch, parts))

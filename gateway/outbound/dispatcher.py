@@ -23,11 +23,17 @@ import structlog
 
 from gateway.errors import GatewayError
 from gateway.ops.metrics import Metrics
-from gateway.outbound.content import MediaCache, RecentMessages, build_submit, content_attachments
+from gateway.outbound.content import (
+    MediaCache,
+    RecentMessages,
+    content_attachments,
+    encode_stored_submit,
+)
 from gateway.outbound.mmsc_client import MmscClient, SendResult
 from gateway.outbound.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
 from gateway.outbound.throttle import TokenBucket
 from gateway.store import Batch, MessageRecord, Store
+from gateway.store.history import AttemptRow
 from protocol import (
     CancelReq,
     ErrorRsp,
@@ -308,13 +314,32 @@ class RouteWorker:
             # rather than sleep on it, and come back when this sender may send again.
             await self._requeue(batch, now + sender_wait, "sender rate limit", count_attempt=False)
             return
-        media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
-        request = build_submit(self.route, message, batch, media)
-        content_type, body = self.client.encode(request)
+        content_type, body = await encode_stored_submit(
+            self.route, self.client.encode, self.media, message, batch
+        )
         await self._throttle()
         result = await self.client.post(content_type, body)
         self._submit_latency.observe(result.seconds)
         await self._record(batch, result)
+
+    def _attempt_row(
+        self, batch: Batch, result: SendResult, outcome: str, now: float
+    ) -> AttemptRow:
+        """The console's record of this exchange: the MMSC's status, or the transport error."""
+        response = result.message
+        answered = None
+        if result.kind == "response" and isinstance(response, Response):
+            answered = response
+        return AttemptRow(
+            batch_id=batch.id,
+            message_id=batch.message_id,
+            attempt=batch.attempts,
+            outcome=outcome,
+            status_code=answered.status_code if answered else None,
+            status_text=answered.status_text if answered else None,
+            error=None if answered else (result.error or result.kind),
+            at=now,
+        )
 
     async def _record(self, batch: Batch, result: SendResult) -> None:
         now = self.clock()
@@ -329,7 +354,10 @@ class RouteWorker:
             if outcome == "ok":
                 self.consecutive_failures = 0
                 mm7_id = response.message_id if isinstance(response, SubmitRsp) else None
-                cancel_requested = await self.store.mark_submitted(batch.id, mm7_id, now)
+                attempt = self._attempt_row(batch, result, "submitted", now)
+                cancel_requested = await self.store.mark_submitted(
+                    batch.id, mm7_id, now, attempt=attempt
+                )
                 self._count_outcome("submitted")
                 with structlog.contextvars.bound_contextvars(mm7_message_id=mm7_id):
                     log.info("submitted", attempt=batch.attempts)
@@ -358,7 +386,9 @@ class RouteWorker:
             self.route.retry, outcome, batch.attempts, now, batch.expires_at, self.rng, reason
         )
         if isinstance(decision, GiveUp):
-            await self._give_up(batch, decision)
+            await self._give_up(
+                batch, decision, self._attempt_row(batch, result, decision.state, now)
+            )
             return
         retry_reason = {
             "retry_slow_down": "slow_down",
@@ -369,7 +399,13 @@ class RouteWorker:
             "status" if result.kind == "response" else "http",
         )
         if await self._requeue(
-            batch, decision.at, reason, count_attempt=outcome != "retry_slow_down"
+            batch,
+            decision.at,
+            reason,
+            count_attempt=outcome != "retry_slow_down",
+            attempt=self._attempt_row(
+                batch, result, "slow_down" if outcome == "retry_slow_down" else "retry", now
+            ),
         ):
             return
         self.metrics.retries_total.labels(mmsc=self.route.name, reason=retry_reason).inc()
@@ -381,12 +417,18 @@ class RouteWorker:
         )
 
     async def _requeue(
-        self, batch: Batch, at: float, reason: str, *, count_attempt: bool = True
+        self,
+        batch: Batch,
+        at: float,
+        reason: str,
+        *,
+        count_attempt: bool = True,
+        attempt: AttemptRow | None = None,
     ) -> bool:
         """Queue the batch again for ``at``; True when the store canceled it instead (a
         DELETE arrived while it was in flight, and the MMSC did not accept the attempt)."""
         canceled = await self.store.mark_retry(
-            batch.id, at, reason, self.clock(), count_attempt=count_attempt
+            batch.id, at, reason, self.clock(), count_attempt=count_attempt, attempt=attempt
         )
         if canceled:
             self._count_outcome("canceled")
@@ -394,8 +436,12 @@ class RouteWorker:
             self._finished(batch)
         return canceled
 
-    async def _give_up(self, batch: Batch, decision: GiveUp) -> None:
-        await self.store.mark_failed(batch.id, decision.state, decision.reason, self.clock())
+    async def _give_up(
+        self, batch: Batch, decision: GiveUp, attempt: AttemptRow | None = None
+    ) -> None:
+        await self.store.mark_failed(
+            batch.id, decision.state, decision.reason, self.clock(), attempt=attempt
+        )
         self._count_outcome(decision.state)
         log.warning("submission ended", state=decision.state, reason=decision.reason)
         self._finished(batch)

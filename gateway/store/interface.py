@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from gateway.store.history import AttemptRow, MessageHistory, MessageQuery
     from gateway.store.records import (
         Batch,
         CancelPlan,
@@ -57,12 +58,33 @@ class Store(Protocol):
     async def next_due_at(self, route: str) -> float | None: ...
     async def queue_depths(self) -> dict[str, int]: ...
     async def requeue_in_flight(self, now: float) -> int: ...
+    # ``attempt``: the SubmitReq exchange that caused the change, stored in its transaction.
     async def mark_submitted(
-        self, batch_id: int, mm7_message_id: str | None, now: float
+        self,
+        batch_id: int,
+        mm7_message_id: str | None,
+        now: float,
+        *,
+        attempt: AttemptRow | None = None,
     ) -> bool: ...
-    async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None: ...
+    async def mark_failed(
+        self,
+        batch_id: int,
+        state: str,
+        error: str,
+        now: float,
+        *,
+        attempt: AttemptRow | None = None,
+    ) -> None: ...
     async def mark_retry(
-        self, batch_id: int, next_at: float, error: str, now: float, *, count_attempt: bool = True
+        self,
+        batch_id: int,
+        next_at: float,
+        error: str,
+        now: float,
+        *,
+        count_attempt: bool = True,
+        attempt: AttemptRow | None = None,
     ) -> bool: ...
     async def release(self, batch_ids: list[int], now: float) -> None: ...
     async def cancel_message(self, message_id: str, now: float) -> CancelPlan: ...
@@ -125,3 +147,9 @@ class Store(Protocol):
     async def take_send_token(self, route: str, rate: float, burst: float) -> float:
         """Take one of the route's cluster-wide tokens; seconds to wait when none is free."""
         ...
+
+    # The operator console (gateway/console/).
+    async def search_messages(self, query: MessageQuery) -> list[MessageRecord]: ...
+    async def message_history(self, message_id: str) -> MessageHistory | None: ...
+    async def recent_inbound(self, limit: int) -> list[dict[str, Any]]: ...
+    async def replay_dead_letter(self, event_id: str, now: float) -> bool: ...

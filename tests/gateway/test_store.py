@@ -51,7 +51,9 @@ async def test_schema_and_wal(store, tmp_path):
     conn = sqlite3.connect(tmp_path / "db.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [version for version, _, _ in MIGRATIONS]
+    # Every declared migration ran, in order (numbers are reserved per branch, so they may
+    # have gaps until everything is merged).
+    assert versions == [number for number, _, _ in MIGRATIONS]
 
 
 async def test_create_and_batching(store):

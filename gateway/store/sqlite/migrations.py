@@ -176,6 +176,26 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        7,
+        "per-attempt SubmitReq history (operator console timeline)",
+        (
+            # One row per SubmitReq exchange, written in the transaction that records its
+            # outcome on the batch; batches only keep their last error.
+            """CREATE TABLE submit_attempts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                batch_id INTEGER NOT NULL,
+                message_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                outcome TEXT NOT NULL,
+                status_code INTEGER,
+                status_text TEXT,
+                error TEXT,
+                at REAL NOT NULL
+            )""",
+            "CREATE INDEX submit_attempts_message ON submit_attempts (message_id, id)",
+        ),
+    ),
+    (
         8,
         "indexes for retention (purge by age in small chunks)",
         (

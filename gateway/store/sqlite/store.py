@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from gateway.errors import StoreError
+from gateway.store.history import AttemptRow, MessageHistory, MessageQuery
 from gateway.store.records import (
     Batch,
     CancelPlan,
@@ -33,7 +34,7 @@ from gateway.store.records import (
     ReportResult,
     ReportRow,
 )
-from gateway.store.sqlite import events, inbound, reports, retention
+from gateway.store.sqlite import events, history, inbound, reports, retention
 from gateway.store.sqlite.messages import (
     cancel_message,
     cancel_not_possible,
@@ -271,14 +272,21 @@ class SqliteStore:
         those whose cancel was requested meanwhile: they end canceled."""
         return await self.write(lambda conn: requeue_in_flight(conn, now))
 
-    async def mark_submitted(self, batch_id: int, mm7_message_id: str | None, now: float) -> bool:
+    async def mark_submitted(
+        self,
+        batch_id: int,
+        mm7_message_id: str | None,
+        now: float,
+        *,
+        attempt: AttemptRow | None = None,
+    ) -> bool:
         """Record a successful SubmitRsp; True when a cancel was requested meanwhile."""
 
-        return await self.write(
-            lambda conn: finish_batch(
-                conn, batch_id, "submitted", "submitted", None, now, mm7_message_id
-            )
-        )
+        def op(conn: sqlite3.Connection) -> bool:
+            history.record_attempt(conn, attempt)
+            return finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
+
+        return await self.write(op)
 
     async def pending_cancels(self, route: str) -> list[tuple[int, str, str]]:
         """Submitted batches of ``route`` whose cancel was requested but not yet done.
@@ -297,12 +305,32 @@ class SqliteStore:
 
         return await self.read(op)
 
-    async def mark_failed(self, batch_id: int, state: str, error: str, now: float) -> None:
+    async def mark_failed(
+        self,
+        batch_id: int,
+        state: str,
+        error: str,
+        now: float,
+        *,
+        attempt: AttemptRow | None = None,
+    ) -> None:
         """Give up on a batch: ``state`` is failed, rejected or expired."""
-        await self.write(lambda conn: finish_batch(conn, batch_id, state, state, error, now, None))
+
+        def op(conn: sqlite3.Connection) -> None:
+            history.record_attempt(conn, attempt)
+            finish_batch(conn, batch_id, state, state, error, now, None)
+
+        await self.write(op)
 
     async def mark_retry(
-        self, batch_id: int, next_at: float, error: str, now: float, *, count_attempt: bool = True
+        self,
+        batch_id: int,
+        next_at: float,
+        error: str,
+        now: float,
+        *,
+        count_attempt: bool = True,
+        attempt: AttemptRow | None = None,
     ) -> bool:
         """Queue a batch again; ``count_attempt=False`` (a slow-down answer) gives back the
         attempt its claim took, so flow control never uses up ``max_attempts``.
@@ -311,9 +339,12 @@ class SqliteStore:
         ends ``canceled`` (recipients, message status, webhook) instead of being queued.
         """
         refund = 0 if count_attempt else 1
-        return await self.write(
-            lambda conn: retry_batch(conn, batch_id, next_at, error, refund, now)
-        )
+
+        def op(conn: sqlite3.Connection) -> bool:
+            history.record_attempt(conn, attempt)
+            return retry_batch(conn, batch_id, next_at, error, refund, now)
+
+        return await self.write(op)
 
     async def release(self, batch_ids: list[int], now: float) -> None:
         """Shutdown: hand claimed-but-unsent batches back to the queue (flagged for cancel:
@@ -545,3 +576,17 @@ class SqliteStore:
 
     async def take_send_token(self, route: str, rate: float, burst: float) -> float:  # noqa: ARG002 - Store API
         return 0.0
+
+    # -- operator console ---------------------------------------------------------------------
+    async def search_messages(self, query: MessageQuery) -> list[MessageRecord]:
+        return await self.read(lambda conn: history.search_messages(conn, query))
+
+    async def message_history(self, message_id: str) -> MessageHistory | None:
+        return await self.read(lambda conn: history.message_history(conn, message_id))
+
+    async def recent_inbound(self, limit: int) -> list[dict[str, Any]]:
+        return await self.read(lambda conn: history.recent_inbound(conn, limit))
+
+    async def replay_dead_letter(self, event_id: str, now: float) -> bool:
+        return await self.write(lambda conn: history.replay_dead_letter(conn, event_id, now))
+
