@@ -32,8 +32,10 @@ from gateway.store.records import (
     ReplacePlan,
     ReportResult,
     ReportRow,
+    ShortLink,
+    SmsJob,
 )
-from gateway.store.sqlite import events, inbound, reports
+from gateway.store.sqlite import events, inbound, reports, sms
 from gateway.store.sqlite.messages import (
     cancel_message,
     claim_due,
@@ -517,3 +519,34 @@ class SqliteStore:
 
     async def outbox_counts(self) -> dict[str, int]:
         return await self.read(events.outbox_counts)
+
+    # -- SMS fallback and short links (DESIGN.md §13) ----------------------------------------
+    async def sync_sms_routes(self, causes: dict[str, tuple[str, ...]]) -> None:
+        await self.write(lambda conn: sms.sync_routes(conn, causes))
+
+    async def claim_sms(self, now: float, limit: int) -> list[SmsJob]:
+        return await self.write(lambda conn: sms.claim(conn, now, limit))
+
+    async def next_sms_at(self) -> float | None:
+        return await self.read(sms.next_due)
+
+    async def sms_sent(self, intent_id: int, segments: int, coding: str, now: float) -> None:
+        await self.write(lambda conn: sms.sent(conn, intent_id, segments, coding, now))
+
+    async def sms_retry(self, intent_id: int, next_at: float, error: str, now: float) -> None:
+        await self.write(lambda conn: sms.retry(conn, intent_id, next_at, error, now))
+
+    async def sms_failed(self, intent_id: int, error: str, now: float) -> None:
+        await self.write(lambda conn: sms.give_up(conn, intent_id, error, now))
+
+    async def requeue_sms_sending(self, due: float, now: float) -> int:
+        return await self.write(lambda conn: sms.requeue_sending(conn, due, now))
+
+    async def sms_report(self, intent_id: int, dlr_type: int, now: float) -> str:
+        return await self.write(lambda conn: sms.apply_dlr(conn, intent_id, dlr_type, now))
+
+    async def short_link(self, message_id: str, code: str, expires_at: float, now: float) -> str:
+        return await self.write(lambda conn: sms.short_link(conn, message_id, code, expires_at, now))
+
+    async def resolve_short_link(self, code: str, now: float) -> ShortLink | None:
+        return await self.read(lambda conn: sms.resolve(conn, code, now))
