@@ -132,7 +132,7 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
             "date": iso_time(float(report_at)),
         }
         message_status_event(conn, message_id, [idx], now, report)
-        fallback_after(conn, message_id, batch_id=None, indexes=[idx], state=new, now=now)
+        fallback_after(conn, message_id, batch_id=None, indexes=[idx], state=str(new), now=now)
     accepted = conn.execute(
         "SELECT created_at FROM messages WHERE id = ?", (message_id,)
     ).fetchone()

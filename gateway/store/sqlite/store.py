@@ -42,9 +42,9 @@ from gateway.store.sqlite.messages import (
     create_message,
     finish_batch,
     load_message,
-    parts_to_json,
 )
 from gateway.store.sqlite.migrations import migrate
+from gateway.store.sqlite.parts import parts_to_json
 
 T = TypeVar("T")
 _MAX_GROUP: Final = 512
@@ -546,7 +546,9 @@ class SqliteStore:
         return await self.write(lambda conn: sms.apply_dlr(conn, intent_id, dlr_type, now))
 
     async def short_link(self, message_id: str, code: str, expires_at: float, now: float) -> str:
-        return await self.write(lambda conn: sms.short_link(conn, message_id, code, expires_at, now))
+        return await self.write(
+            lambda conn: sms.short_link(conn, message_id, code, expires_at, now)
+        )
 
     async def resolve_short_link(self, code: str, now: float) -> ShortLink | None:
         return await self.read(lambda conn: sms.resolve(conn, code, now))
