@@ -65,16 +65,16 @@ def segment_info(text: str) -> SegmentInfo:
 
 
 def compose(body: str, link: str | None, max_segments: int) -> str:
-    """``body`` and ``link`` on its own line, in at most ``max_segments`` segments.
+    """``body``, a space and ``link``, in at most ``max_segments`` segments.
 
     The link is never cut: the body is shortened (ending in an ellipsis) until the whole
     fits; a link that does not fit alone is sent alone. Shortening to GSM-7 characters
     may also let a UCS-2 text become GSM-7 again; both codings are tried.
     """
-    whole = f"{body}\n{link}" if body and link else body or link or ""
+    whole = f"{body} {link}" if body and link else body or link or ""
     if segment_info(whole).segments <= max_segments or not body:
         return whole
-    suffix = f"\n{link}" if link else ""
+    suffix = f" {link}" if link else ""
     ellipsis = "…" if coding_of(body + suffix) == "ucs2" else "..."
     low, high, best = 0, len(body), None
     while low <= high:  # longest prefix of the body that still fits
