@@ -128,6 +128,8 @@ async def test_timed_out_call_is_not_resent_once_kannel_reports_it(
     message_id = await submit(gw)
     while not gw.gateway.sms_metrics.sends_total.labels(outcome="retry")._value.get():
         await asyncio.sleep(0.05)
+    await asyncio.sleep(0.8)  # the usual back-off (0.05 s) is long past: no resend yet
+    assert len(fake.calls) == 1
     # Kannel did take it: its SMSC-accepted report comes to the dlr-url it was given.
     dlr = fake.calls[0]["dlr-url"].replace("%d", "8")
     async with gw.session.get(dlr) as response:
