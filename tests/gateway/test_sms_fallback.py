@@ -98,9 +98,7 @@ async def test_503_is_retried_then_accepted_once(tmp_path, mock_mmsc, run_gatewa
 
 async def test_gives_up_into_failed(tmp_path, mock_mmsc, run_gateway, sendsms):
     fake = await sendsms(503, 503, 503, 503)
-    gw = await start_sms_gateway(
-        tmp_path, mock_mmsc, run_gateway, fake, sms={"max_attempts": 3}
-    )
+    gw = await start_sms_gateway(tmp_path, mock_mmsc, run_gateway, fake, sms={"max_attempts": 3})
     message_id = await submit(gw)
     resource = await wait_recipient(gw, message_id, "failed")
     assert resource["recipients"][0]["error"].startswith("sms: HTTP 503")
@@ -207,3 +205,19 @@ async def test_short_link_page_parts_and_miss_limit(tmp_path, mock_mmsc, run_gat
         assert (await response.json())["error"]["code"] == "rate_limited"
     async with gw.session.get(link) as response:  # the client is blocked, even for a hit
         assert response.status == 429
+
+
+async def test_no_mms_route_without_fallback_refuses_media(tmp_path, mock_mmsc, run_gateway):
+    from tests.gateway.support import make_config
+
+    mock = await mock_mmsc()
+    gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_mms=False, mmsc_fallback="none"))
+    status, body = await gw.submit(
+        {
+            "to": ["+12025550101"],
+            "media": [{"content_type": "image/jpeg", "data": b64(jpeg_bytes())}],
+        }
+    )
+    assert (status, body["error"]["code"]) == (422, "media_not_carried")
+    status, body = await gw.submit({"to": ["+12025550101"], "text": "text still goes"})
+    assert status == 202
