@@ -127,6 +127,20 @@ async def test_sms_only_message_has_no_batches(store):
     ]  # fmt: skip
 
 
+async def test_cancel_stops_sms_not_yet_sent(store):
+    await store.create_message(
+        replace(new_message("m3", ("+12025550101", "+12025550102")), sms_only=True)
+    )
+    [first] = await store.claim_sms(200.0, 1)  # one is on its way to Kannel
+    plan = await store.cancel_message("m3", 201.0)
+    assert plan.found
+    record = await store.get_message("m3")
+    assert [r.status for r in record.recipients] == ["sms_queued", "canceled"]
+    assert await store.claim_sms(300.0, 10) == []
+    await store.sms_sent(first.id, 1, "gsm7", 202.0)
+    assert (await store.get_message("m3")).recipients[0].status == "sms_submitted"
+
+
 async def test_short_links_one_per_message_and_expire(store):
     await store.create_message(new_message("m1"))
     code = await store.short_link("m1", "AAAAAAAAAA", 500.0, 100.0)

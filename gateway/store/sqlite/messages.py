@@ -23,7 +23,7 @@ from gateway.store.records import (
 )
 from gateway.store.sqlite.parts import parts_from_json, parts_to_json
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
-from gateway.store.sqlite.sms import add_intents, fallback_after
+from gateway.store.sqlite.sms import add_intents, cancel_queued, fallback_after
 
 
 def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRecord, bool]:
@@ -305,6 +305,7 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
     ]
     for batch_id in queued:
         finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)
+    cancel_queued(conn, message_id, now)
     # In flight: the SubmitReq is on the wire and cannot be taken back; flag the batch so
     # the worker cancels it at the MMSC as soon as its SubmitRsp is recorded.
     conn.execute(

@@ -96,6 +96,27 @@ def fallback_after(
     message_status_event(conn, message_id, chosen, now)
 
 
+def cancel_queued(conn: sqlite3.Connection, message_id: str, now: float) -> None:
+    """A cancel: SMS not yet handed to Kannel are not sent; their recipients are canceled."""
+    indexes = [
+        int(r[0])
+        for r in conn.execute(
+            "UPDATE sms_intents SET state = 'canceled', updated_at = ? "
+            "WHERE message_id = ? AND state = 'queued' RETURNING idx",
+            (now, message_id),
+        )
+    ]
+    if not indexes:
+        return
+    conn.executemany(
+        "UPDATE recipients SET status = 'canceled', updated_at = ? "
+        "WHERE message_id = ? AND idx = ? AND status = 'sms_queued'",
+        [(now, message_id, idx) for idx in indexes],
+    )
+    _refresh(conn, message_id, now)
+    message_status_event(conn, message_id, indexes, now)
+
+
 def claim(conn: sqlite3.Connection, now: float, limit: int) -> list[SmsJob]:
     """Due intents move to ``sending`` (attempt counted) and come back with their content."""
     rows = conn.execute(
