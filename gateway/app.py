@@ -34,6 +34,7 @@ from gateway.api.routes import (
     SUBMISSIONS,
     add_routes,
 )
+from gateway.api.sms import SmsRoutes
 from gateway.config.model import GatewayConfig, MmscConfig
 from gateway.console.charts import CounterSampler
 from gateway.console.context import PREFIX as CONSOLE_PREFIX
@@ -46,12 +47,14 @@ from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
 from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
+from gateway.media.short_links import MissLimiter, ShortLinks
 from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
+from gateway.ops.sms_metrics import SmsMetrics
 from gateway.outbound.content import MediaCache, RecentMessages, encode_stored_submit
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
@@ -62,6 +65,9 @@ from gateway.outbound.retry import RetryPolicy
 from gateway.outbound.routing import Router, RouteRule
 from gateway.outbound.submission import RouteLimits, SubmissionService
 from gateway.outbound.suppression import OptOut
+from gateway.sms.dlr import DlrIntake, dlr_url
+from gateway.sms.fallback import SmsSettings, SmsWorker
+from gateway.sms.kannel import KannelClient, KannelSettings
 from gateway.store import Batch, MessageRecord, NewMessage, SqliteStore
 from gateway.webhooks.outbox import Outbox, WebhookSettings
 
@@ -128,6 +134,8 @@ def route_limits(mmsc: MmscConfig) -> RouteLimits:
         allowed_types=frozenset(mmsc.allowed_types) if mmsc.allowed_types else None,
         sender=mmsc.sender,
         allow_first_frame=mmsc.allow_first_frame,
+        fallback=mmsc.fallback,
+        fallback_on=frozenset(mmsc.fallback_on),
     )
 
 
@@ -229,6 +237,7 @@ class Gateway:
             clock=clock,
         )
         self._build_console()
+        self._build_sms()
         self.ops_app = web.Application()
         add_ops_routes(
             self.ops_app,
@@ -312,7 +321,7 @@ class Gateway:
                 errors_middleware,
                 # The console authenticates by its own session cookie.
                 auth_middleware(  # type: ignore[list-item]
-                    keys, public_prefixes=("/v1/media/", CONSOLE_PREFIX)
+                    keys, public_prefixes=("/v1/media/", CONSOLE_PREFIX, "/m/", "/sms/dlr")
                 ),
                 read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],
@@ -440,6 +449,62 @@ class Gateway:
             ),
         )
 
+    def _build_sms(self) -> None:
+        """The SMS fallback (DESIGN.md §13): worker, Kannel reports and short links."""
+        section = self.config.sms
+        self.sms_metrics = SmsMetrics(self.registry)
+        self.sms_worker: SmsWorker | None = None
+        short = ShortLinks(
+            save=self.store.short_link,
+            base_url=self.base_url,
+            ttl_seconds=float(self.config.gateway.media_url_ttl_seconds),
+            clock=self.clock,
+        )
+        if section is not None:
+            self.sms_worker = SmsWorker(
+                self.store,
+                KannelClient(
+                    KannelSettings(
+                        sendsms_url=section.sendsms_url,
+                        username=section.username,
+                        password=_secret(section.password) or "",
+                        timeout_seconds=section.timeout_seconds,
+                    )
+                ),
+                SmsSettings(
+                    tps=section.tps,
+                    max_attempts=section.max_attempts,
+                    initial_backoff_seconds=section.initial_backoff_seconds,
+                    max_backoff_seconds=section.max_backoff_seconds,
+                    max_segments=section.max_segments,
+                    resend_after_seconds=section.resend_after_seconds,
+                    sender=section.sender,
+                ),
+                self.sms_metrics,
+                short_link=short.url,
+                dlr_url=lambda intent: dlr_url(self.base_url(), self.links.key, intent),
+                route_senders={m.name: m.sender for m in self.config.mmsc},
+                clock=self.clock,
+                rng=self.rng,
+                on_change=self.outbox.wake,
+            )
+        intake = DlrIntake(
+            self.store,
+            self.sms_metrics,
+            key=lambda: self.links.key,
+            allow=tuple(section.dlr_allow_ips) if section else (),
+            clock=self.clock,
+            on_change=self.outbox.wake,
+        )
+        SmsRoutes(
+            self.store,
+            self.media_store,
+            intake,
+            MissLimiter(misses=20, window=60.0, clock=time.monotonic),
+            self.sms_metrics,
+            self.clock,
+        ).add_routes(self.api_app)
+
     def _webhook_secret(self, api_key: str | None) -> str:
         """The HMAC secret of an API key's webhooks (unknown keys: the media signing key)."""
         secret = self._webhook_secrets.get(api_key or "")
@@ -465,6 +530,8 @@ class Gateway:
         worker = self.workers.get(route)
         if worker is not None:
             worker.wake()
+        if self.sms_worker is not None:  # an SMS-only message has its intents already
+            self.sms_worker.wake()
 
     def _accepted(self, record: MessageRecord) -> None:
         self.recent.add(record)
@@ -493,6 +560,11 @@ class Gateway:
         await self.outbox.start()
         self.retention.start()
         self.sampler.start()
+        await self.store.sync_sms_routes(
+            {m.name: m.fallback_on for m in self.config.mmsc if m.fallback == "sms"}
+        )
+        if self.sms_worker is not None:
+            await self.sms_worker.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
         self._resume_task = asyncio.create_task(
@@ -544,6 +616,8 @@ class Gateway:
         self.listeners.runners.clear()
         await self.retention.stop()
         await self.membership.stop()
+        if self.sms_worker is not None:
+            await self.sms_worker.stop()
         await self.outbox.stop()
         await self.sampler.stop()
         for client in self.clients.values():

@@ -188,6 +188,13 @@ class UnsupportedMedia(_LeafApiError):  # noqa: N818 - name fixed by the brief, 
     default_status = 422
 
 
+class RateLimited(_LeafApiError):  # noqa: N818 - read as a condition, like its siblings
+    """The client made too many requests of a kind (429), e.g. unknown short links."""
+
+    default_code = "rate_limited"
+    default_status = 429
+
+
 class Backpressure(_LeafApiError):  # noqa: N818 - name fixed by the brief, read as a condition
     """The queue is over its bound; the client should retry after ``retry_after`` (503)."""
 

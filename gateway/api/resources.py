@@ -32,6 +32,7 @@ def message_resource(record: MessageRecord) -> dict[str, Any]:
                 "mm7_message_id": r.mm7_message_id,
                 "error": r.error,
                 "updated_at": iso(r.updated_at),
+                **({"fallback": r.fallback} if r.fallback else {}),
             }
             for r in record.recipients
         ],

@@ -142,6 +142,7 @@ Name = Annotated[str, _matching(r"^[a-z0-9_-]{1,64}$", "must be 1-64 of a-z, 0-9
 Prefix = Annotated[str, _matching(r"^\+?[0-9]{1,15}$", "must be digits, optionally after +")]
 StatusCode = Annotated[str, _matching(r"^[0-9]{4}$", "must be a 4-digit MM7 status code")]
 StatusAction = Literal["retry", "retry_slow_down", "fail"]
+FallbackCause = Literal["no_mms", "rejected", "failed", "expired"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -329,6 +330,11 @@ class MmscConfig(_Section):
     #: An animation that cannot fit even with frames dropped may be sent as its first
     #: frame (a still image); False: it goes to ``media_policy``'s fallback instead.
     allow_first_frame: Flag = True
+    #: When a recipient cannot get the MMS: ``link`` (today's text + signed link over the
+    #: MMSC on a no-MMS route), ``sms`` (one SMS through ``[sms]`` per recipient and cause,
+    #: DESIGN.md §13), ``none`` (a no-MMS route refuses media).
+    fallback: Literal["none", "link", "sms"] = "link"
+    fallback_on: tuple[FallbackCause, ...] = ("no_mms", "rejected", "failed", "expired")
 
     @field_validator("version")
     @classmethod
@@ -396,6 +402,36 @@ class OptoutSection(_Section):
     start_confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
 
+class SmsSection(_Section):
+    """``[sms]``: the SMS gateway fallback SMS go through (Kannel's sendsms interface)."""
+
+    kind: Literal["kannel"] = "kannel"
+    sendsms_url: HttpUrl
+    username: str
+    password: Secret = Field(repr=False)
+    #: Sender (``from``) of fallback SMS; None: the message's sender, else the route's.
+    sender: str | None = None
+    #: sendsms calls per second.
+    tps: Annotated[float, Strict(), Field(gt=0)] = 10.0
+    timeout_seconds: Seconds = 10.0
+    max_attempts: Count = 8
+    initial_backoff_seconds: Seconds = 1.0
+    max_backoff_seconds: Seconds = 300.0
+    #: Longest SMS we send, in segments; the text is shortened, never the link.
+    max_segments: Annotated[int, Strict(), Field(ge=1, le=10)] = 3
+    #: A sendsms call that may have reached Kannel (timeout, crash) is repeated only after
+    #: this long without a Kannel report for it: a report proves it was sent.
+    resend_after_seconds: Seconds = 60.0
+    #: Who may call ``GET /sms/dlr`` besides presenting the per-SMS token (empty: any).
+    dlr_allow_ips: tuple[Cidr, ...] = ()
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Self:
+        if self.max_backoff_seconds < self.initial_backoff_seconds:
+            raise ValueError("max_backoff_seconds must be >= initial_backoff_seconds")
+        return self
+
+
 # -- the whole configuration ----------------------------------------------------------------
 class CrossCheckError(ValueError):
     """Problems that involve several entries; each carries its own key path."""
@@ -450,10 +486,16 @@ class GatewayConfig(_Section):
     mmsc: tuple[MmscConfig, ...] = Field(min_length=1)
     webhooks: WebhooksSection = WebhooksSection()
     optout: OptoutSection = OptoutSection()
+    sms: SmsSection | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
         problems = [
+            ConfigProblem(f"mmsc[{i}].fallback", 'fallback = "sms" needs an [sms] section')
+            for i, m in enumerate(self.mmsc)
+            if m.fallback == "sms" and self.sms is None
+        ]
+        problems += [
             *duplicate_problems("mmsc", "name", [m.name for m in self.mmsc]),
             *default_route_problems([m.route_default for m in self.mmsc]),
             *duplicate_problems("api_keys", "name", [k.name for k in self.api_keys]),

@@ -116,6 +116,14 @@ class RouteLimits:
     allowed_types: frozenset[str] | None = None
     sender: str | None = None
     allow_first_frame: bool = True
+    #: ``[[mmsc]] fallback`` and ``fallback_on`` (DESIGN.md §13).
+    fallback: Literal["none", "link", "sms"] = "link"
+    fallback_on: frozenset[str] = frozenset()
+
+    @property
+    def sms_only(self) -> bool:
+        """Takes no MMS and falls back to SMS for that: nothing goes to the MMSC."""
+        return not self.mms and self.fallback == "sms" and "no_mms" in self.fallback_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,8 @@ class Content:
     fallback: str | None
     #: sha256 of each of ``parts`` when already known (memoised adaptation), else empty.
     digests: tuple[str, ...] = ()
+    #: Every recipient gets an SMS instead (its routes take no MMS and fall back to SMS).
+    sms_only: bool = False
 
 
 class SubmissionService:
@@ -211,9 +221,26 @@ class SubmissionService:
         original = (
             ENVELOPE_OVERHEAD + len((request.text or "").encode()) + sum(len(d) for _, d in media)
         )
+        if all(self.limits[r].sms_only for r in set(routes)):
+            # Kept as parts (cleaned like a link's media) for the SMS's short link.
+            cleaned = await asyncio.to_thread(_clean_for_link, media) if media else []
+            return Content(
+                parts=[
+                    MediaPart(content_type=ct, data=data, content_id=f"media{i}")
+                    for i, (ct, data) in enumerate(cleaned)
+                ],
+                text=request.text, original=original, adapted=original, fallback="sms",
+                sms_only=True,
+            )  # fmt: skip
         if not media:
             return Content(
                 parts=[], text=request.text, original=original, adapted=original, fallback=None
+            )
+        if any(not self.limits[r].mms and self.limits[r].fallback == "none" for r in routes):
+            raise UnsupportedMedia(
+                "the route takes no MMS and has no fallback for media",
+                field="media",
+                code="media_not_carried",
             )
         if not all(self.limits[r].mms for r in set(routes)):
             # Not carried as MMS, but still handed out by our own public URL: only media we
@@ -483,6 +510,7 @@ class SubmissionService:
             fallback=content.fallback,
             original_bytes=content.original,
             adapted_bytes=content.adapted,
+            sms_only=content.sms_only,
         )
 
     async def replay(

@@ -10,7 +10,11 @@ from typing import Final
 FINAL_RECIPIENT_STATES: Final = frozenset(
     {"delivered", "read", "failed", "expired", "rejected", "canceled"}
 )
-RECIPIENT_STATES: Final = frozenset({"queued", "submitted"}) | FINAL_RECIPIENT_STATES
+#: A recipient gone over to the SMS fallback, before and after Kannel accepted its SMS.
+SMS_STATES: Final = frozenset({"sms_queued", "sms_submitted"})
+RECIPIENT_STATES: Final = (
+    frozenset({"queued", "submitted"}) | SMS_STATES | FINAL_RECIPIENT_STATES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class NewMessage:
     fallback: str | None = None
     original_bytes: int | None = None
     adapted_bytes: int | None = None
+    #: The message goes to its recipients as SMS only (a no-MMS route with SMS fallback):
+    #: no batches, one SMS intent per recipient (cause ``no_mms``).
+    sms_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +69,7 @@ class RecipientRecord:
     mm7_message_id: str | None = None
     error: str | None = None
     updated_at: float = 0.0
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,3 +227,29 @@ class OutboxEvent:
     body: str
     attempts: int
     created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmsJob:
+    """A claimed SMS fallback intent with what its SMS is made of."""
+
+    id: int
+    message_id: str
+    cause: str
+    attempts: int
+    to: str
+    sender: str | None
+    route: str
+    subject: str | None
+    text: str | None
+    parts: tuple[PartRef, ...]
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShortLink:
+    """What ``/m/{code}`` points at: a message's stored parts, until ``expires_at``."""
+
+    message_id: str
+    parts: tuple[PartRef, ...]
+    expires_at: float

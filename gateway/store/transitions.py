@@ -21,6 +21,8 @@ from protocol.addresses import digits_only
 
 HARD_FINAL: Final = frozenset({"delivered", "read", "expired", "failed", "canceled"})
 SOFT_FINAL: Final = frozenset({"rejected"})
+#: Gone over to the SMS fallback: only Kannel's reports move these, never MM7 ones.
+SMS_PENDING: Final = frozenset({"sms_queued", "sms_submitted"})
 
 
 #: Mixed final states collapse to the best outcome, in this order.
@@ -36,8 +38,9 @@ def aggregate_status(statuses: list[str]) -> str:
         return statuses[0]
     if "queued" in distinct:
         return "queued"
-    if "submitted" in distinct:
-        return "submitted"
+    for pending in ("sms_queued", "submitted", "sms_submitted"):
+        if pending in distinct:
+            return pending
     for state in _FINAL_PRECEDENCE:
         if state in distinct:
             return state
@@ -55,7 +58,7 @@ def next_state(
         new: the mapped state of the incoming report (``None``: no information).
         report_at: time of the incoming report.
     """
-    if new is None or current == "read":
+    if new is None or current == "read" or current in SMS_PENDING:
         return None
     if current in HARD_FINAL:
         # A read reply may follow a delivery report; nothing else reopens a final state.

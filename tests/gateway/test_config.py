@@ -104,6 +104,10 @@ def _keys(model: type[Any], prefix: str = "") -> set[str]:
     out: set[str] = set()
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        # An optional section (``sms: SmsSection | None``) documents the section's keys.
+        members = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+        if len(members) == 1 and hasattr(members[0], "model_fields"):
+            annotation = members[0]
         if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
             out |= _keys(annotation, f"{prefix}{name}.")
         else:
@@ -113,10 +117,17 @@ def _keys(model: type[Any], prefix: str = "") -> set[str]:
 
 def test_example_documents_every_key_of_the_model() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    # Commented-out keys count as documented: uncomment every "# key = value" line.
+    # Commented-out keys count as documented: uncomment every "# key = value" line (and
+    # "# [section]" headers of optional sections).
+    sections = set(GatewayConfig.model_fields)
+
+    def documented_line(line: str) -> bool:
+        bare = line.lstrip("# ")
+        header = bare.startswith("[") and bare.endswith("]") and bare[1:-1] in sections
+        return header or bare.split(" = ")[0].isidentifier()
+
     uncommented = "\n".join(
-        line.lstrip("# ") if line.lstrip("# ").split(" = ")[0].isidentifier() else line
-        for line in text.splitlines()
+        line.lstrip("# ") if documented_line(line) else line for line in text.splitlines()
     )
     doc = tomllib.loads(uncommented)
 
@@ -530,3 +541,36 @@ def test_backpressure_carries_retry_after() -> None:
     assert (busy.http_status, busy.retry_after, str(busy)) == (503, 5, "queue is full")
     generic = ApiError("rate_limited", "slow down", 429, retry_after=2.5)
     assert (generic.code, generic.http_status, generic.retry_after) == ("rate_limited", 429, 2.5)
+
+
+def test_sms_fallback_needs_an_sms_section() -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(base(fallback="sms"), environ={})
+    assert problems(info.value) == {"mmsc[0].fallback": 'fallback = "sms" needs an [sms] section'}
+    config = config_from_dict(
+        {
+            **base(fallback="sms", fallback_on=["rejected"]),
+            "sms": {"sendsms_url": "http://k:13013/cgi-bin/sendsms", "username": "gw",
+                    "password": "env:KPW"},
+        },
+        environ={"KPW": "s3cret"},
+    )  # fmt: skip
+    assert config.sms is not None and config.sms.password.get_secret_value() == "s3cret"
+    assert config.mmsc[0].fallback_on == ("rejected",)
+
+
+@pytest.mark.parametrize(
+    ("mmsc", "sms", "path"),
+    [
+        ({"fallback": "mms"}, None, "mmsc[0].fallback"),
+        ({"fallback_on": ["busy"]}, None, "mmsc[0].fallback_on[0]"),
+        ({}, {"sendsms_url": "ftp://k", "username": "u", "password": "p"}, "sms.sendsms_url"),
+        ({}, {"sendsms_url": "http://k", "username": "u", "password": "p", "max_segments": 11},
+         "sms.max_segments"),
+    ],
+)  # fmt: skip
+def test_sms_config_problems_have_key_paths(mmsc, sms, path) -> None:
+    data = base(**mmsc) | ({"sms": sms} if sms else {})
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data, environ={})
+    assert path in problems(info.value), problems(info.value)

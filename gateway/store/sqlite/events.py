@@ -72,9 +72,10 @@ def message_status_event(
             "mm7_message_id": r[2],
             "error": r[3],
             "updated_at": iso_time(float(r[4])),
+            **({"fallback": r[5]} if r[5] else {}),
         }
         for r in conn.execute(
-            "SELECT address, status, mm7_message_id, error, updated_at FROM recipients "  # noqa: S608 - placeholders only
+            "SELECT address, status, mm7_message_id, error, updated_at, fallback FROM recipients "  # noqa: S608 - placeholders only
             f"WHERE message_id = ? AND idx IN ({placeholders}) ORDER BY idx",
             (message_id, *indexes),
         )

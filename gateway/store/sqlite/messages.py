@@ -8,51 +8,23 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Final
 
 from gateway.errors import IdempotencyConflict, StoreError
 from gateway.store.records import (
     FINAL_RECIPIENT_STATES,
+    SMS_STATES,
     Batch,
     CancelPlan,
     MessageRecord,
     NewMessage,
-    PartRef,
     RecipientRecord,
 )
 from gateway.store.sqlite.events import message_status_event
+from gateway.store.sqlite.parts import parts_from_json, parts_to_json
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
-
-
-def parts_to_json(parts: tuple[PartRef, ...]) -> str:
-    return json.dumps(
-        [
-            {
-                "content_type": p.content_type,
-                "sha256": p.sha256,
-                "size": p.size,
-                "content_id": p.content_id,
-                "name": p.name,
-            }
-            for p in parts
-        ],
-        separators=(",", ":"),
-    )
-
-
-def parts_from_json(raw: str) -> tuple[PartRef, ...]:
-    return tuple(
-        PartRef(
-            content_type=item["content_type"],
-            sha256=item["sha256"],
-            size=int(item["size"]),
-            content_id=item["content_id"],
-            name=item.get("name"),
-        )
-        for item in json.loads(raw)
-    )
+from gateway.store.sqlite.sms import add_intents, cancel_queued, fallback_after
 
 
 def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRecord, bool]:
@@ -100,6 +72,19 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
             new.expires_at,
         ),
     )
+    if new.sms_only:
+        # No MMS at all: every recipient's SMS intent commits with the message.
+        conn.executemany(
+            "INSERT INTO recipients (message_id, idx, address, status, fallback, updated_at) "
+            "VALUES (?, ?, ?, 'sms_queued', 'sms', ?)",
+            [(new.id, i, a, new.created_at) for i, a in enumerate(new.recipients)],
+        )
+        add_intents(conn, new.id, list(range(len(new.recipients))), "no_mms", new.send_at)
+        refresh_message_status(conn, new.id, new.created_at)
+        record = load_message(conn, new.id)
+        if record is None:  # pragma: no cover - same transaction
+            raise StoreError("new message vanished")
+        return record, True
     recipient_rows: list[tuple[str, int, str, int | None, float]] = []
     by_route: dict[str, list[tuple[int, str]]] = {}
     for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
@@ -182,10 +167,15 @@ def load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | N
         return None
     recipients = tuple(
         RecipientRecord(
-            address=r[0], status=r[1], mm7_message_id=r[2], error=r[3], updated_at=float(r[4])
+            address=r[0],
+            status=r[1],
+            mm7_message_id=r[2],
+            error=r[3],
+            updated_at=float(r[4]),
+            fallback=r[5],
         )
         for r in conn.execute(
-            "SELECT address, status, mm7_message_id, error, updated_at FROM recipients "
+            "SELECT address, status, mm7_message_id, error, updated_at, fallback FROM recipients "
             "WHERE message_id = ? ORDER BY idx",
             (message_id,),
         )
@@ -285,7 +275,7 @@ def finish_batch(
         "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
         (batch_state, mm7_message_id, error, now, batch_id),
     )
-    final = tuple(FINAL_RECIPIENT_STATES)
+    final = tuple(FINAL_RECIPIENT_STATES | SMS_STATES)
     placeholders = ", ".join("?" for _ in final)
     # Only "?" placeholders are interpolated into this statement.
     statement = (
@@ -303,6 +293,8 @@ def finish_batch(
     # Issue 5: the message.status webhook event is written in this same transaction, so a
     # state change and its event commit together and in order (transactional outbox).
     batch_status_changed(conn, row[0], batch_id, recipient_state, now, mm7_message_id or row[2])
+    # After the event of the MM7 outcome: recipients the route sends on by SMS (§13).
+    fallback_after(conn, row[0], batch_id=batch_id, indexes=None, state=recipient_state, now=now)
     return bool(row[1])
 
 
@@ -317,6 +309,7 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
     ]
     for batch_id in queued:
         finish_batch(conn, batch_id, "canceled", "canceled", None, now, None)
+    cancel_queued(conn, message_id, now)
     # In flight: the SubmitReq is on the wire and cannot be taken back; flag the batch so
     # the worker cancels it at the MMSC as soon as its SubmitRsp is recorded.
     conn.execute(

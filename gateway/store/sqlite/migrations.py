@@ -176,6 +176,45 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        6,
+        "SMS fallback: intents, route policies, short links",
+        (
+            # "sms" once a recipient went over to the SMS fallback (it then follows the
+            # Kannel reports, not MM7 ones).
+            "ALTER TABLE recipients ADD COLUMN fallback TEXT",
+            # Fallback causes per route, copied from the config at each start so the
+            # transaction that makes a recipient fail can record its SMS intent at once.
+            """CREATE TABLE sms_routes (
+                route TEXT PRIMARY KEY,
+                causes TEXT NOT NULL
+            )""",
+            # One SMS per recipient and cause, recorded before any sendsms call.
+            """CREATE TABLE sms_intents (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                message_id TEXT NOT NULL,
+                idx INTEGER NOT NULL,
+                cause TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                segments INTEGER,
+                coding TEXT,
+                dlr_type INTEGER,
+                last_error TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                UNIQUE (message_id, idx, cause)
+            )""",
+            "CREATE INDEX sms_intents_due ON sms_intents (state, next_attempt_at)",
+            """CREATE TABLE short_links (
+                code TEXT PRIMARY KEY,
+                message_id TEXT NOT NULL UNIQUE,
+                expires_at REAL NOT NULL,
+                created_at REAL NOT NULL
+            )""",
+        ),
+    ),
+    (
         7,
         "per-attempt SubmitReq history (operator console timeline)",
         (

@@ -11,6 +11,7 @@ from typing import Final
 
 from gateway.store.records import ReportResult, ReportRow, iso_time
 from gateway.store.sqlite.events import message_status_event
+from gateway.store.sqlite.sms import fallback_after
 from gateway.store.transitions import HARD_FINAL, aggregate_status, next_state, pick_recipient
 
 
@@ -137,6 +138,7 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
             "date": iso_time(float(report_at)),
         }
         message_status_event(conn, message_id, [idx], now, report)
+        fallback_after(conn, message_id, batch_id=None, indexes=[idx], state=str(new), now=now)
     accepted = conn.execute(
         "SELECT created_at FROM messages WHERE id = ?", (message_id,)
     ).fetchone()

@@ -42,6 +42,8 @@ def purge_messages(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
     for statement in (
         f"DELETE FROM delivery_reports WHERE message_id IN ({marks})",  # noqa: S608
         f"DELETE FROM submit_attempts WHERE message_id IN ({marks})",  # noqa: S608
+        f"DELETE FROM sms_intents WHERE message_id IN ({marks})",  # noqa: S608
+        f"DELETE FROM short_links WHERE message_id IN ({marks})",  # noqa: S608
         f"DELETE FROM outbox WHERE stream IN ({marks})",  # noqa: S608
         f"DELETE FROM recipients WHERE message_id IN ({marks})",  # noqa: S608
         f"DELETE FROM batches WHERE message_id IN ({marks})",  # noqa: S608

@@ -33,8 +33,10 @@ from gateway.store.records import (
     ReplacePlan,
     ReportResult,
     ReportRow,
+    ShortLink,
+    SmsJob,
 )
-from gateway.store.sqlite import events, history, inbound, reports, retention
+from gateway.store.sqlite import events, history, inbound, reports, retention, sms
 from gateway.store.sqlite.messages import (
     cancel_message,
     cancel_not_possible,
@@ -42,12 +44,12 @@ from gateway.store.sqlite.messages import (
     create_message,
     finish_batch,
     load_message,
-    parts_to_json,
     release,
     requeue_in_flight,
     retry_batch,
 )
 from gateway.store.sqlite.migrations import migrate
+from gateway.store.sqlite.parts import parts_to_json
 
 T = TypeVar("T")
 _MAX_GROUP: Final = 512
@@ -590,3 +592,35 @@ class SqliteStore:
     async def replay_dead_letter(self, event_id: str, now: float) -> bool:
         return await self.write(lambda conn: history.replay_dead_letter(conn, event_id, now))
 
+    # -- SMS fallback and short links (DESIGN.md §13) ----------------------------------------
+    async def sync_sms_routes(self, causes: dict[str, tuple[str, ...]]) -> None:
+        await self.write(lambda conn: sms.sync_routes(conn, causes))
+
+    async def claim_sms(self, now: float, limit: int) -> list[SmsJob]:
+        return await self.write(lambda conn: sms.claim(conn, now, limit))
+
+    async def next_sms_at(self) -> float | None:
+        return await self.read(sms.next_due)
+
+    async def sms_sent(self, intent_id: int, segments: int, coding: str, now: float) -> None:
+        await self.write(lambda conn: sms.sent(conn, intent_id, segments, coding, now))
+
+    async def sms_retry(self, intent_id: int, next_at: float, error: str, now: float) -> None:
+        await self.write(lambda conn: sms.retry(conn, intent_id, next_at, error, now))
+
+    async def sms_failed(self, intent_id: int, error: str, now: float) -> None:
+        await self.write(lambda conn: sms.give_up(conn, intent_id, error, now))
+
+    async def requeue_sms_sending(self, due: float, now: float) -> int:
+        return await self.write(lambda conn: sms.requeue_sending(conn, due, now))
+
+    async def sms_report(self, intent_id: int, dlr_type: int, now: float) -> str:
+        return await self.write(lambda conn: sms.apply_dlr(conn, intent_id, dlr_type, now))
+
+    async def short_link(self, message_id: str, code: str, expires_at: float, now: float) -> str:
+        return await self.write(
+            lambda conn: sms.short_link(conn, message_id, code, expires_at, now)
+        )
+
+    async def resolve_short_link(self, code: str, now: float) -> ShortLink | None:
+        return await self.read(lambda conn: sms.resolve(conn, code, now))

@@ -1,0 +1,1 @@
+"""SMS fallback through an SMS gateway (Kannel): segments, sendsms client, worker, reports."""
