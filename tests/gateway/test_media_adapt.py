@@ -10,6 +10,7 @@ from typing import NamedTuple
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageSequence, ImageStat
 
+import protocol
 from gateway.media import (
     PART_OVERHEAD_BYTES,
     CorruptMediaError,
@@ -510,7 +511,6 @@ def test_two_images_share_the_budget(samples: dict[str, Sample]) -> None:
 
 
 def test_adapted_message_really_encodes_under_budget(samples: dict[str, Sample]) -> None:
-    protocol = pytest.importorskip("protocol")
     budget = 300 * KB
     parts = [
         MediaPart(content_type="text/plain", data=b"Hello from the gateway", content_id="text"),
