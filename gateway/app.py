@@ -147,6 +147,7 @@ def webhook_settings(config: GatewayConfig) -> WebhookSettings:
         initial_backoff_seconds=section.initial_backoff_seconds,
         max_backoff_seconds=section.max_backoff_seconds,
         max_age_seconds=section.give_up_after_seconds,
+        per_destination_concurrency=section.per_destination_concurrency,
         trusted_urls=frozenset(k.callback_url for k in config.api_keys if k.callback_url),
         allow_private_urls=section.allow_private_urls,
     )
