@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.errors import NotFoundError, StoreError
+from gateway.media.offload import run_sized
 
 KNOWN_DIGESTS: Final = 4096
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
@@ -77,7 +78,9 @@ class MediaStore:
 
     async def put(self, data: bytes, *, digest: str | None = None) -> str:
         """Store ``data`` (durably, once per content); ``digest``: its sha256 if known."""
-        digest = digest or hashlib.sha256(data).hexdigest()
+        if digest is None:
+            # Big media is hashed off the event loop (the common small image stays on it).
+            digest = await run_sized(len(data), lambda: hashlib.sha256(data).hexdigest())
         if digest in self._known:
             return digest
         stored = await asyncio.to_thread(self.put_sync, data)

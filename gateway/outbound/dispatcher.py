@@ -293,7 +293,7 @@ class RouteWorker:
             return
         media = {p.sha256: await self.media.get(p.sha256) for p in message.parts}
         request = build_submit(self.route, message, batch, media)
-        content_type, body = self.client.encode(request)
+        content_type, body = await self.client.encode_async(request)
         await self._throttle()
         result = await self.client.post(content_type, body)
         self._submit_latency.observe(result.seconds)

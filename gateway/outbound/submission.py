@@ -34,6 +34,7 @@ from gateway.errors import (
 from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
+from gateway.media.offload import run_sized
 from gateway.media.store import MediaStore
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
@@ -102,6 +103,10 @@ def _clean_for_link(media: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     except PipelineMediaError as exc:
         raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
     return [(p.content_type, p.data) for p in result.parts]
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +274,12 @@ class SubmissionService:
 
         Returns the result and the sha256 of each output part (hashed once, not per message).
         """
+        digests = await run_sized(
+            sum(len(p.data) for p in parts),
+            lambda: tuple((p.content_type, p.content_id, _sha256(p.data)) for p in parts),
+        )
         key = (
-            tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
+            digests,
             budget,
             overhead,
             limits.max_image_pixels,
