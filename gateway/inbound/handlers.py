@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import structlog
+
 from gateway.inbound.mm7_server import Handlers
 
 if TYPE_CHECKING:
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from gateway.inbound.keywords import OptOutConfirmations
     from gateway.ops.metrics import Metrics
     from protocol import DeliverReq, DeliveryReportReq, ReadReplyReq
+
+log = structlog.get_logger("gateway.inbound")
 
 
 class CallbackHandlers:
@@ -59,6 +63,23 @@ class CallbackHandlers:
 
     async def on_deliver(self, mmsc: str, msg: DeliverReq) -> None:
         received = await self.inbound.receive(mmsc, msg)
+        # At info, like reports: operators follow inbound traffic and opt-outs at the
+        # default level (numbers are masked by the log setup).
+        log.info(
+            "inbound MMS received",
+            inbound_id=received.id,
+            sender=received.sender,
+            recipient=received.recipient,
+            repeated=not received.created,
+        )
+        if received.created and received.optout is not None:
+            log.info(
+                "opt-out keyword applied",
+                inbound_id=received.id,
+                keyword=received.optout,
+                sender=received.sender,
+                recipient=received.recipient,
+            )
         if received.created:
             self.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
             self.events_added()
