@@ -198,8 +198,7 @@ class Mm7Listener:
             except DecodeError as exc:
                 log.warning("undecodable MM7 request", error=str(exc), status=exc.status_code)
                 return fault(peer.version, None, exc.status_code, str(exc))
-            for kind in msg.leniencies:
-                self.metrics.decode_leniencies_total.labels(mmsc=peer.name, kind=kind).inc()
+            self.metrics.leniencies(peer.name, msg.leniencies)
             # Reports and read replies name the MessageID we got in our SubmitRsp.
             with structlog.contextvars.bound_contextvars(
                 transaction_id=msg.transaction_id,
