@@ -26,7 +26,7 @@ from gateway.ops.metrics import Metrics
 from gateway.outbound.content import MediaCache, RecentMessages, build_submit, content_attachments
 from gateway.outbound.mmsc_client import MmscClient, SendResult
 from gateway.outbound.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
-from gateway.outbound.throttle import TokenBucket
+from gateway.outbound.throttle import KeyedBuckets, TokenBucket
 from gateway.store import Batch, MessageRecord, Store
 from protocol import (
     CancelReq,
@@ -95,7 +95,7 @@ class RouteWorker:
         self.clock = clock
         self.rng = rng or random.Random()
         self.bucket = TokenBucket(route.tps, route.burst)
-        self.sender_buckets: dict[str, TokenBucket] = {}
+        self.sender_buckets = KeyedBuckets(route.per_sender_tps or 0.0)
         self.window = asyncio.Semaphore(max(1, route.max_in_flight))
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.claimed: set[int] = set()
@@ -204,10 +204,8 @@ class RouteWorker:
         if not self.route.per_sender_tps:
             return 0.0
         sender = message.sender or self.route.sender or ""
-        bucket = self.sender_buckets.get(sender)
-        if bucket is None:
-            bucket = self.sender_buckets[sender] = TokenBucket(self.route.per_sender_tps, 1.0)
         now = time.monotonic()
+        bucket = self.sender_buckets.get(sender, now)
         wait = bucket.peek(now)
         if wait <= 0:
             bucket.reserve(now)
