@@ -405,6 +405,21 @@ def test_pixel_cap_downscales_even_under_budget() -> None:
     assert image.size[0] >= 630  # capped, not shrunk further than needed
 
 
+@pytest.mark.parametrize(("size", "cap"), [((4000, 3000), 1920 * 1080), ((1000, 333), 99_999)])
+def test_pixel_cap_holds_after_the_edges_are_rounded(size: tuple[int, int], cap: int) -> None:
+    # sqrt(cap / pixels) times each edge, rounded, can land just over the cap (4000x3000
+    # under 1920x1080 came out 1663x1247 = 2,073,761 pixels).
+    data = media_images.jpeg(media_images.photo(*size), quality=80)
+    result = adapt_parts(
+        [MediaPart(content_type="image/jpeg", data=data)],
+        budget_bytes=50_000 * KB,
+        max_image_pixels=cap,
+    )
+    image = Image.open(io.BytesIO(result.parts[0].data))
+    assert image.size[0] * image.size[1] <= cap
+    assert image.size[0] * image.size[1] >= 0.99 * cap
+
+
 def test_route_without_gif_gets_first_frame(samples: dict[str, Sample]) -> None:
     result = _adapt(samples["gif"], 600 * KB, allowed_types=frozenset({"image/jpeg", "image/png"}))
     assert result.actions == ("first_frame",)
