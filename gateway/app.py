@@ -161,6 +161,7 @@ def webhook_settings(config: GatewayConfig) -> WebhookSettings:
         initial_backoff_seconds=section.initial_backoff_seconds,
         max_backoff_seconds=section.max_backoff_seconds,
         max_age_seconds=section.give_up_after_seconds,
+        per_destination_concurrency=section.per_destination_concurrency,
         trusted_urls=frozenset(k.callback_url for k in config.api_keys if k.callback_url),
         allow_private_urls=section.allow_private_urls,
     )
@@ -420,7 +421,7 @@ class Gateway:
 
         async def reencode(message: MessageRecord, batch: Batch) -> tuple[str, bytes]:
             return await encode_stored_submit(
-                settings[batch.route], self.clients[batch.route].encode, self.media_cache,
+                settings[batch.route], self.clients[batch.route].encode_async, self.media_cache,
                 message, batch,
             )  # fmt: skip
 

@@ -132,6 +132,11 @@ class EncodeError(ProtocolError):
     status_code = 4004
 
 
+class InvalidDate(EncodeError):  # noqa: N818 - named like its DecodeError siblings
+    """A date given as text that is neither an xs:dateTime nor an xs:duration (e.g. a
+    decoded date kept raw because it did not parse): writing it would be schema-invalid."""
+
+
 class UnsupportedVersion(EncodeError):  # noqa: N818 - public names (DESIGN.md §9)
     """The requested MM7 schema version is not one we can emit."""
 

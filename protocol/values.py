@@ -12,6 +12,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Final
 
+from protocol.errors import InvalidDate
+
 if TYPE_CHECKING:
     from protocol.messages import DateValue
 
@@ -19,7 +21,17 @@ _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
 _COMPACT_DATE: Final = re.compile(r"^\d{14}$")
 _DURATION: Final = re.compile(
-    r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+D)?(T(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+    r"^-?P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$"
+)
+#: The xs:dateTime lexical form (what a raw string must already be to be written as is).
+_XS_DATETIME: Final = re.compile(
+    r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$"
+)
+#: ISO 8601 with unpadded fields, as some MMSCs write them (``2005-06-4T10:55:59+09:00``).
+#: Year first keeps it unambiguous, unlike ``02-07-2024`` (day or month first?).
+_UNPADDED_ISO: Final = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})[T ](\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d+)?"
+    r"(Z|z|[+-]\d{1,2}:?\d{2})?$"
 )
 
 
@@ -67,6 +79,21 @@ def read_date(text: str, leniencies: list[str]) -> DateValue:
         if "T" not in value:
             leniencies.append("date_format")
         return parsed
+    unpadded = _UNPADDED_ISO.match(value)
+    if unpadded:
+        year, *fields, fraction, zone = unpadded.groups()
+        month, day, hour, minute, second = (int(f) for f in fields)
+        padded = f"{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction or ''}"
+        if zone:
+            sign, digits = zone[0], zone[1:].replace(":", "")
+            padded += "+00:00" if sign in "Zz" else f"{sign}{int(digits[:-2]):02}:{digits[-2:]}"
+        try:
+            parsed = datetime.fromisoformat(padded)
+        except ValueError:
+            pass
+        else:
+            leniencies.append("date_format")
+            return parsed
     if _COMPACT_DATE.match(value):
         try:
             parsed = datetime.strptime(value, "%Y%m%d%H%M%S")  # noqa: DTZ007 - zone unknown on the wire
@@ -84,7 +111,22 @@ def read_date(text: str, leniencies: list[str]) -> DateValue:
     return parsed
 
 
+def _valid_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        return False
+    return True
+
+
 def write_date(value: DateValue) -> str:
+    """A datetime in ISO form; a string only if it already is an xs:dateTime or xs:duration.
+
+    A decoded date that did not parse is kept as text for the caller to see, but writing
+    it back would put schema-invalid output on the wire: refused with ``InvalidDate``.
+    """
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    if _DURATION.match(value) or (_XS_DATETIME.match(value) and _valid_date(value)):
+        return value
+    raise InvalidDate(f"{value!r} is neither an xs:dateTime nor an xs:duration")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from aiohttp import BodyPartReader, web
@@ -11,6 +10,7 @@ from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_replace, parse_submit
 from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.media.offload import sha256_hex
 from gateway.outbound.control import MessageControl
 from gateway.outbound.submission import SubmissionService, request_fingerprint
 from gateway.store import MessageRecord
@@ -112,7 +112,7 @@ async def post_message(request: web.Request) -> web.Response:
         raise ValidationError("Idempotency-Key must be 1-200 characters", field="Idempotency-Key")
     # Only needed to detect an Idempotency-Key reused for a different request.
     fingerprint = (
-        request_fingerprint(body, [hashlib.sha256(data).hexdigest() for _, data in files.values()])
+        request_fingerprint(body, [await sha256_hex(data) for _, data in files.values()])
         if idempotency_key is not None
         else None
     )

@@ -375,6 +375,9 @@ class WebhooksSection(_Section):
     max_backoff_seconds: Seconds = 600.0
     give_up_after_seconds: Seconds = 86_400.0
     timeout_seconds: Seconds = 10.0
+    #: Sends in flight to one destination (scheme, host, port), of the worker's 8: a
+    #: receiver that hangs delays only its own events.
+    per_destination_concurrency: Count = 4
     #: A message's own ``callback_url`` (set by the client, unlike an API key's) may point
     #: at loopback or private addresses; link-local and metadata addresses never.
     allow_private_urls: Flag = False

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gateway.store.records import NewMessage
     from protocol import DeliverReq, DeliveryReportReq, ReadReplyReq
 
-log = structlog.get_logger("gateway.optout")
+log = structlog.get_logger("gateway.inbound")
 
 
 class CallbackHandlers:
@@ -64,6 +64,23 @@ class CallbackHandlers:
 
     async def on_deliver(self, mmsc: str, msg: DeliverReq) -> None:
         received = await self.inbound.receive(mmsc, msg)
+        # At info, like reports: operators follow inbound traffic and opt-outs at the
+        # default level (numbers are masked by the log setup).
+        log.info(
+            "inbound MMS received",
+            inbound_id=received.id,
+            sender=received.sender,
+            recipient=received.recipient,
+            repeated=not received.created,
+        )
+        if received.created and received.optout is not None:
+            log.info(
+                "opt-out keyword applied",
+                inbound_id=received.id,
+                keyword=received.optout,
+                sender=received.sender,
+                recipient=received.recipient,
+            )
         if received.created:
             self.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
             self.events_added()

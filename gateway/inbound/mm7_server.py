@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 
 from gateway.errors import MediaError, StoreError
+from gateway.media.offload import run_sized
 from protocol import (
     RESPONSE_FOR,
     VERSIONS,
@@ -227,12 +228,13 @@ class Mm7Listener:
         body = await request.read()
         with structlog.contextvars.bound_contextvars(mmsc=peer.name):
             try:
-                msg = decode(body, request.headers.get("Content-Type"))
+                content_type = request.headers.get("Content-Type")
+                # A DeliverReq with media can be megabytes: decoded off the event loop.
+                msg = await run_sized(len(body), lambda: decode(body, content_type))
             except DecodeError as exc:
                 log.warning("undecodable MM7 request", error=str(exc), status=exc.status_code)
                 return fault(peer.version, None, exc.status_code, str(exc))
-            for kind in msg.leniencies:
-                self.metrics.decode_leniencies_total.labels(mmsc=peer.name, kind=kind).inc()
+            self.metrics.leniencies(peer.name, msg.leniencies)
             # Reports and read replies name the MessageID we got in our SubmitRsp.
             with structlog.contextvars.bound_contextvars(
                 transaction_id=msg.transaction_id,

@@ -228,8 +228,7 @@ class _Plan:
         """One image within ``share`` bytes: stripped, re-encoded, or None."""
         part, info = image.part, image.info
         where = Where(index=image.index, name=part.name or part.content_id)
-        pixels = info.width * info.height
-        top = 1.0 if self.max_pixels is None else min(1.0, math.sqrt(self.max_pixels / pixels))
+        top = _pixel_scale(info.width, info.height, self.max_pixels)
         search = self.policy == "adapt"
         if info.animated and info.content_type in _ANIMATED_TYPES:
             animated = self._fit_animation(image, share, top=top, search=search, where=where)
@@ -305,6 +304,17 @@ class _Plan:
             index=where.index,
             name=where.name,
         )
+
+
+def _pixel_scale(width: int, height: int, max_pixels: int | None) -> float:
+    """The largest scale (<= 1) whose *rounded* size stays within ``max_pixels``: the
+    encoders round each edge, which can land a few pixels over the exact square root."""
+    if max_pixels is None or width * height <= max_pixels:
+        return 1.0
+    scale = math.sqrt(max_pixels / (width * height))
+    while max(1, round(width * scale)) * max(1, round(height * scale)) > max_pixels:
+        scale *= 0.9995
+    return scale
 
 
 def _passed(part: MediaPart, clean: bytes) -> tuple[MediaPart, Action]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.errors import NotFoundError, StoreError
+from gateway.media.offload import run_sized
 
 KNOWN_DIGESTS: Final = 4096
 #: How stale a file's time may get while it is in use (see the module docstring).
@@ -96,7 +97,9 @@ class MediaStore:
 
     async def put(self, data: bytes, *, digest: str | None = None) -> str:
         """Store ``data`` (durably, once per content); ``digest``: its sha256 if known."""
-        digest = digest or hashlib.sha256(data).hexdigest()
+        if digest is None:
+            # Big media is hashed off the event loop (the common small image stays on it).
+            digest = await run_sized(len(data), lambda: hashlib.sha256(data).hexdigest())
         touched = self._known.get(digest)
         if touched is not None and time.monotonic() - touched < TOUCH_INTERVAL_SECONDS:
             return digest

@@ -1,7 +1,9 @@
 """``/admin/*``: the JSON control surface tests and users drive the mock MMSC with.
 
 - ``POST /admin/deliver`` sends a ``DeliverReq`` (an inbound MMS) to the VASP now and
-  returns the VASP's answer; ``POST /admin/read-reply`` does the same for ``ReadReplyReq``.
+  returns the VASP's answer (several parts travel in one ``multipart/mixed`` content part
+  unless ``container`` says ``multipart/related`` or ``none``); ``POST /admin/read-reply``
+  does the same for ``ReadReplyReq``.
 - ``GET /admin/stats`` and ``POST /admin/reset`` read and clear the counters.
 - ``GET``/``POST /admin/config`` read and change the fault settings while running.
 
@@ -35,6 +37,7 @@ from protocol import (
     ReadReplyReq,
     Recipients,
 )
+from protocol.layouts import LAYOUTS
 
 #: Content types of fixture files by suffix; MMS clients know vCards as text/x-vCard.
 _FIXTURE_TYPES: Final = {
@@ -47,6 +50,9 @@ _FIXTURE_TYPES: Final = {
     ".amr": "audio/amr",
 }
 _CONTAINERS: Final = ("multipart/related", "multipart/mixed")
+#: ``"container": "none"``: the parts as sibling attachments, Content naming the first
+#: only (what the mock used to send; kept to test a VASP's tolerance of it).
+_NO_CONTAINER: Final = "none"
 _MAX_SHORT_CODE_DIGITS: Final = 8
 
 
@@ -147,12 +153,29 @@ def _attachments(state: MockState, data: dict[str, Any]) -> tuple[Attachment, ..
     if not isinstance(media, list):
         raise AdminInputError("media: expected a list")
     parts.extend(_media_part(state, item, i) for i, item in enumerate(media))
-    container = data.get("container")
-    if container is None or not parts:
+    # Real MMSCs send several parts as one multipart content part that Content names, so
+    # a spec-following VASP sees them all; one part goes as itself.
+    container = data.get("container", "multipart/mixed")
+    if container == _NO_CONTAINER or len(parts) < 2:
         return tuple(parts)
     if container not in _CONTAINERS:
-        raise AdminInputError(f"container: expected one of {', '.join(_CONTAINERS)}")
+        choices = ", ".join((*_CONTAINERS, _NO_CONTAINER))
+        raise AdminInputError(f"container: expected one of {choices}")
     return (Attachment(content_type=container, content_id="mms-content", parts=tuple(parts)),)
+
+
+def _reply_charging_id(state: MockState, data: dict[str, Any], version: str) -> str | None:
+    """REL-5-MM7-1-0 and 1-1 require ReplyChargingID (an NMTOKEN) in every DeliverReq;
+    MMSCs of that release filled it with their own ID of the MM when no reply charging
+    applied, which a VASP can only ever quote back. Later schemas made it optional."""
+    given = data.get("reply_charging_id")
+    if given is not None:
+        if not isinstance(given, str) or not given:
+            raise AdminInputError("reply_charging_id: expected a non-empty string")
+        return given
+    if ("ReplyChargingID", True) in LAYOUTS[version]["DeliverReq"]:
+        return state.new_id("mm")
+    return None
 
 
 def build_deliver(state: MockState, data: dict[str, Any]) -> DeliverReq:
@@ -169,7 +192,7 @@ def build_deliver(state: MockState, data: dict[str, Any]) -> DeliverReq:
         time_stamp=datetime.now(UTC).replace(microsecond=0),
         subject=subject,
         linked_id=data.get("linked_id"),
-        reply_charging_id=data.get("reply_charging_id"),
+        reply_charging_id=_reply_charging_id(state, data, _version(state, data)),
         attachments=_attachments(state, data),
     )
 

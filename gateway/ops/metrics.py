@@ -5,13 +5,13 @@ Theory of operation: ``Metrics(registry, mmsc_names)`` creates each metric on th
 registry (one per ``Gateway``; no module-level metric objects, so tests build as many as
 they like) plus the process, platform and GC collectors. Names carry base units
 (``_seconds``, ``_total``). Label values come only from configuration (route/MMSC names)
-and the fixed enums below, never from phone numbers, message ids or raw paths: the helper
-methods map anything outside an enum to ``other`` (and unknown MMSC names to ``unknown``),
-so a bug or a hostile peer cannot blow up the series count. Known series are pre-created
-at zero so dashboards and alerts see them before the first event.
-
-The metric attributes are public for the few places that need ``.set()`` on a gauge or a
-custom observation; prefer the helpers, which check the labels.
+and the fixed enums below, never from phone numbers, message ids or raw paths. Callers
+label the metric attributes directly with values from those sets; the two labels that
+derive from outside input (a peer's leniency kinds, a REST request's method and route) go
+through the helpers ``leniencies`` and ``api_request``, which map anything unknown to
+``other``/``unknown``/``unmatched``, so a hostile peer or client cannot blow up the series
+count. Known series are pre-created at zero so dashboards and alerts see them before the
+first event.
 """
 
 from __future__ import annotations
@@ -92,22 +92,6 @@ def _bounded(value: str, allowed: Iterable[str], fallback: str = OTHER) -> str:
 def leniency_label(kind: str) -> str:
     """Bound the leniency label set: protocol's names are short snake_case words."""
     return kind if _LENIENCY.match(kind) else OTHER
-
-
-def mm_status_label(mm_status: str | None) -> str:
-    """A DeliveryReportReq ``MMStatus`` as a bounded label (case-insensitive match).
-
-    Numeric statuses (a vendor habit) map to ``numeric_success`` for 1000, else
-    ``numeric_failure``; anything else unknown to ``other``.
-    """
-    value = (mm_status or "").strip()
-    if value.isdigit():
-        return "numeric_success" if int(value) == 1000 else "numeric_failure"
-    folded = value.lower().replace(" ", "").replace("_", "")
-    for known in MM_DELIVERY_STATUSES:
-        if known.lower() == folded:
-            return known
-    return OTHER
 
 
 class Metrics:
@@ -276,77 +260,12 @@ class Metrics:
         for kind in RETENTION_KINDS:
             self.retention_purged_total.labels(kind=kind)
 
-    # -- label-checked helpers ------------------------------------------------------------
-    def _mmsc(self, name: str) -> str:
-        return _bounded(name, self.mmsc_names, UNKNOWN_MMSC)
-
-    def accepted(self, route: str) -> None:
-        """A message was accepted (202) for ``route``."""
-        self.messages_accepted_total.labels(route=self._mmsc(route)).inc()
-
-    def submit_result(self, mmsc: str, status_class: str, seconds: float | None = None) -> None:
-        """One SubmitReq exchange ended as ``status_class``, after ``seconds`` if known."""
-        name = self._mmsc(mmsc)
-        label = _bounded(status_class, STATUS_CLASSES, "http_error")
-        self.submit_requests_total.labels(mmsc=name, status_class=label).inc()
-        if seconds is not None:
-            self.submit_latency_seconds.labels(mmsc=name).observe(max(0.0, seconds))
-
-    def throttle_wait(self, mmsc: str, seconds: float) -> None:
-        """A submission waited ``seconds`` for its token bucket(s)."""
-        self.throttle_wait_seconds.labels(mmsc=self._mmsc(mmsc)).observe(max(0.0, seconds))
-
-    def set_queue(self, mmsc: str, depth: int, in_flight: int | None = None) -> None:
-        """Current queue depth (and optionally in-flight count) of a route."""
-        name = self._mmsc(mmsc)
-        self.queue_depth.labels(mmsc=name).set(depth)
-        if in_flight is not None:
-            self.in_flight.labels(mmsc=name).set(in_flight)
-
-    def retry(self, mmsc: str, reason: str) -> None:
-        """A submission was rescheduled; ``reason`` outside the enum counts as ``status``."""
-        label = _bounded(reason, RETRY_REASONS, "status")
-        self.retries_total.labels(mmsc=self._mmsc(mmsc), reason=label).inc()
-
-    def delivery_report(self, mmsc: str, mm_status: str | None) -> None:
-        """A DeliveryReportReq arrived; its MMStatus is normalised by ``mm_status_label``."""
-        name = self._mmsc(mmsc)
-        label = mm_status if mm_status in MM_STATUSES else mm_status_label(mm_status)
-        self.delivery_reports_total.labels(mmsc=name, mm_status=label).inc()
-
-    def unknown_delivery_report(self, mmsc: str) -> None:
-        """A delivery report matched no stored message."""
-        self.unknown_delivery_reports_total.labels(mmsc=self._mmsc(mmsc)).inc()
-
-    def inbound(self, mmsc: str) -> None:
-        """An inbound MMS (DeliverReq) was stored."""
-        self.inbound_messages_total.labels(mmsc=self._mmsc(mmsc)).inc()
-
+    # -- label-checked helpers (only where a label comes from outside our code) ----------
     def leniencies(self, mmsc: str, kinds: Iterable[str]) -> None:
         """Count each leniency ``decode()`` reported for one MMSC request."""
-        name = self._mmsc(mmsc)
+        name = _bounded(mmsc, self.mmsc_names, UNKNOWN_MMSC)
         for kind in kinds:
             self.decode_leniencies_total.labels(mmsc=name, kind=leniency_label(kind)).inc()
-
-    def webhook(self, outcome: str) -> None:
-        """One webhook POST attempt ended as ``outcome`` (delivered, retry, dead_letter).
-
-        Raises:
-            ValueError: ``outcome`` is not one of ``WEBHOOK_OUTCOMES`` (a programming error).
-        """
-        if outcome not in WEBHOOK_OUTCOMES:
-            raise ValueError(f"unknown webhook outcome {outcome!r}")
-        self.webhook_deliveries_total.labels(outcome=outcome).inc()
-
-    def media(self, result: str) -> None:
-        """One media part went through the pipeline with ``result``.
-
-        Raises:
-            ValueError: ``result`` is not one of ``MEDIA_RESULTS`` (a programming error).
-        """
-        if result not in MEDIA_RESULTS:
-            raise ValueError(f"unknown media result {result!r}")
-        self.media_adaptations_total.labels(result=result).inc()
 
     def api_request(self, method: str, route: str | None, status: int) -> None:
         """One REST request; ``route`` is the matched template (``/v1/messages/{id}``).

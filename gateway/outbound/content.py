@@ -5,7 +5,7 @@ plus two small LRU caches that spare the store a read per message under load.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -139,7 +139,7 @@ class MediaCache:
 
 async def encode_stored_submit(
     route: RouteSettings,
-    encode: Callable[[SubmitReq], tuple[str, bytes]],
+    encode: Callable[[SubmitReq], Awaitable[tuple[str, bytes]]],
     media: MediaCache,
     message: MessageRecord,
     batch: Batch,
@@ -147,4 +147,4 @@ async def encode_stored_submit(
     """The SubmitReq a worker sends for ``batch`` of a stored message, encoded the same way
     (the console's download; protocol encoding is deterministic for a TransactionID)."""
     parts = {p.sha256: await media.get(p.sha256) for p in message.parts}
-    return encode(build_submit(route, message, batch, parts))
+    return await encode(build_submit(route, message, batch, parts))

@@ -31,7 +31,7 @@ from gateway.outbound.content import (
 )
 from gateway.outbound.mmsc_client import MmscClient, SendResult
 from gateway.outbound.retry import GiveUp, Outcome, RetryPolicy, classify_status, decide
-from gateway.outbound.throttle import TokenBucket
+from gateway.outbound.throttle import KeyedBuckets, TokenBucket
 from gateway.store import Batch, MessageRecord, Store
 from gateway.store.history import AttemptRow
 from protocol import (
@@ -113,7 +113,7 @@ class RouteWorker:
         self.clock = clock
         self.rng = rng or random.Random()
         self.bucket = TokenBucket(route.tps, route.burst)
-        self.sender_buckets: dict[str, TokenBucket] = {}
+        self.sender_buckets = KeyedBuckets(route.per_sender_tps or 0.0)
         self.window = asyncio.Semaphore(max(1, route.max_in_flight))
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.claimed: set[int] = set()
@@ -222,10 +222,8 @@ class RouteWorker:
         if not self.route.per_sender_tps:
             return 0.0
         sender = message.sender or self.route.sender or ""
-        bucket = self.sender_buckets.get(sender)
-        if bucket is None:
-            bucket = self.sender_buckets[sender] = TokenBucket(self.route.per_sender_tps, 1.0)
         now = time.monotonic()
+        bucket = self.sender_buckets.get(sender, now)
         wait = bucket.peek(now)
         if wait <= 0:
             bucket.reserve(now)
@@ -315,7 +313,7 @@ class RouteWorker:
             await self._requeue(batch, now + sender_wait, "sender rate limit", count_attempt=False)
             return
         content_type, body = await encode_stored_submit(
-            self.route, self.client.encode, self.media, message, batch
+            self.route, self.client.encode_async, self.media, message, batch
         )
         await self._throttle()
         result = await self.client.post(content_type, body)

@@ -16,7 +16,8 @@ from typing import Literal
 
 import aiohttp
 
-from protocol import DecodeError, Message, decode, encode
+from gateway.media.offload import run_sized
+from protocol import Attachment, DecodeError, Message, decode, encode
 
 ResultKind = Literal["response", "http_error", "network_error", "timeout"]
 
@@ -44,6 +45,11 @@ class ClientSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_verify: bool = True
+
+
+def payload_bytes(attachments: tuple[Attachment, ...]) -> int:
+    """Bytes of attachment data, nested multiparts included (what encoding costs)."""
+    return sum(len(a.data) + payload_bytes(a.parts) for a in attachments)
 
 
 def make_ssl_context(settings: ClientSettings) -> ssl.SSLContext | bool:
@@ -93,8 +99,12 @@ class MmscClient:
             message, self.settings.version, transfer_encoding=self.settings.transfer_encoding
         )
 
+    async def encode_async(self, message: Message) -> tuple[str, bytes]:
+        """``encode`` off the event loop when the message carries big media."""
+        return await run_sized(payload_bytes(message.attachments), lambda: self.encode(message))
+
     async def send(self, message: Message) -> SendResult:
-        content_type, body = self.encode(message)
+        content_type, body = await self.encode_async(message)
         return await self.post(content_type, body)
 
     async def post(self, content_type: str, body: bytes) -> SendResult:

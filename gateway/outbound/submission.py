@@ -34,6 +34,7 @@ from gateway.errors import (
 from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
+from gateway.media.offload import run_sized
 from gateway.media.store import MediaStore
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
@@ -53,6 +54,9 @@ ADAPT_CACHE_ENTRIES = 32
 ENVELOPE_OVERHEAD = 2048
 #: "Any size": the budget of media that goes by link rather than inside an MM7 body.
 NO_BUDGET = 1 << 40
+#: The largest image a link fallback serves: about a phone screen (1920 x 1080) and 1 MiB.
+LINK_RENDITION_PIXELS = 1920 * 1080
+LINK_RENDITION_BYTES = 1 << 20
 #: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
 RECIPIENT_OVERHEAD = 64
 
@@ -89,19 +93,33 @@ def check_callback_url(url: str, *, allow_private: bool) -> None:
 
 def _clean_for_link(media: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """Media as a link serves it: sniffed (anything we would not carry is refused, as on
-    the MMS path), EXIF orientation applied and metadata (GPS...) stripped, at full size
-    (no budget: nothing is scaled down)."""
-    parts = [
-        MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
-        for i, (ct, data) in enumerate(media)
-    ]
-    try:
-        result = adapt_parts(parts, budget_bytes=NO_BUDGET, add_smil=False)
-    except MediaTooLargeError as exc:
-        raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
-    except PipelineMediaError as exc:
-        raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
-    return [(p.content_type, p.data) for p in result.parts]
+    the MMS path), EXIF orientation applied and metadata (GPS...) stripped, and each image
+    a handset-sized rendition (``LINK_RENDITION_PIXELS``, ``LINK_RENDITION_BYTES``): the
+    link opens on a phone, often over a metered connection. What cannot shrink that far
+    (audio, video, an animation) is linked cleaned at full size."""
+    out = []
+    for i, (ct, data) in enumerate(media):
+        part = MediaPart(content_type=ct, data=data, content_id=f"media{i}", name=f"media[{i}]")
+        try:
+            result = adapt_parts(
+                [part],
+                budget_bytes=LINK_RENDITION_BYTES,
+                overhead_bytes=0,
+                max_image_pixels=LINK_RENDITION_PIXELS,
+                allow_first_frame=False,
+            )
+            if not result.fits:
+                result = adapt_parts([part], budget_bytes=NO_BUDGET)
+        except MediaTooLargeError as exc:
+            raise PayloadTooLarge(str(exc), field=exc.part, code="media_too_large") from None
+        except PipelineMediaError as exc:
+            raise UnsupportedMedia(str(exc), field=exc.part, code=exc.code) from None
+        out += [(p.content_type, p.data) for p in result.parts]
+    return out
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +314,12 @@ class SubmissionService:
 
         Returns the result and the sha256 of each output part (hashed once, not per message).
         """
+        digests = await run_sized(
+            sum(len(p.data) for p in parts),
+            lambda: tuple((p.content_type, p.content_id, _sha256(p.data)) for p in parts),
+        )
         key = (
-            tuple((p.content_type, p.content_id, hashlib.sha256(p.data).digest()) for p in parts),
+            digests,
             budget,
             overhead,
             limits.max_image_pixels,

@@ -8,6 +8,11 @@ in FIFO order without a lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
+
+#: Keyed buckets are swept for full ones when their count passes this (then twice the
+#: count left), so sweeping costs O(1) per lookup on average.
+SWEEP_AT: Final = 1024
 
 
 @dataclass(slots=True)
@@ -77,6 +82,12 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.effective_rate
 
+    def full(self, now: float) -> bool:
+        """Saved up to ``burst`` again: indistinguishable from a new bucket."""
+        if self.unlimited or self.updated is None:
+            return True
+        return self.tokens + max(0.0, now - self.updated) * self.effective_rate >= self.burst
+
     def slow_down(self, factor: float, floor: float = 0.05) -> None:
         if self.rate <= 0 and self._ceiling <= 0:
             # From unlimited to what we were sending at (at least one a second).
@@ -89,3 +100,34 @@ class TokenBucket:
         self.factor = min(1.0, self.factor + step)
         if self.factor >= 1.0 and self.rate <= 0:
             self._ceiling = 0.0  # fully recovered: unlimited again
+
+
+class KeyedBuckets:
+    """One bucket per key (a sender address, which clients choose freely).
+
+    Only buckets still refilling are worth keeping: a full one behaves exactly like a new
+    one, so it is dropped. Memory is bounded by the keys used in the last ``burst / rate``
+    seconds, not by every sender ever seen.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.buckets: dict[str, TokenBucket] = {}
+        self._sweep_at = SWEEP_AT
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+    def get(self, key: str, now: float) -> TokenBucket:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) >= self._sweep_at:
+                self.sweep(now)
+            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
+        return bucket
+
+    def sweep(self, now: float) -> None:
+        """Drop every bucket that is full at ``now``."""
+        self.buckets = {k: b for k, b in self.buckets.items() if not b.full(now)}
+        self._sweep_at = max(SWEEP_AT, 2 * len(self.buckets))

@@ -6,20 +6,25 @@ change they describe (see ``gateway/store/``), so a crash can lose no event; it 
 one to be sent twice (receivers dedupe on the event ``id``). The worker repeatedly takes
 the *head* event of each stream (a message, or one inbound MMS) that is due and not
 already being sent, and POSTs it. A stream never has two events in flight, and event
-n+1 waits until event n was delivered or dead-lettered: per-message order holds. A
-failed attempt is rescheduled with exponential back-off and jitter; after
-``max_attempts`` or ``max_age_seconds`` the event is dead-lettered (state ``dead``),
-counted, and listed by ``GET /v1/webhooks/dead-letters``.
+n+1 waits until event n was delivered or dead-lettered: per-message order holds. At most
+``per_destination_concurrency`` sends go to one destination (scheme, host, port) at a
+time, so a receiver that hangs holds only its own share of the slots. A failed attempt
+is rescheduled with exponential back-off and jitter; after ``max_attempts`` or
+``max_age_seconds`` the event is dead-lettered (state ``dead``), counted, and listed by
+``GET /v1/webhooks/dead-letters``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.webhooks")
 
 _USER_AGENT: Final = "mm7-gateway-webhooks/1"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,9 @@ class WebhookSettings:
     #: Give up on an event this long after it was created, whatever its attempt count.
     max_age_seconds: float = 24 * 3600.0
     concurrency: int = 8
+    #: Sends in flight to one destination (scheme, host, port) at most: one slow receiver
+    #: must not take every slot from the others.
+    per_destination_concurrency: int = 4
     #: How often an idle worker looks for events written by other components.
     poll_interval_seconds: float = 0.5
     #: Webhook URLs from the configuration (API keys' ``callback_url``): trusted. Any
@@ -79,11 +88,26 @@ class GuardedResolver(AbstractResolver):
         for answer in answers:
             address = ipaddress.ip_address(str(answer["host"]).split("%", 1)[0])
             if not address_allowed(address, self.allow_private):
-                raise OSError(f"webhook host {host} resolves to a refused address ({address})")
+                # With an errno, aiohttp keeps the text (strerror) in its error, so the
+                # dead letter says why; a bare OSError(message) shows as "[None]".
+                raise OSError(
+                    errno.EACCES, f"webhook host {host} resolves to a refused address ({address})"
+                )
         return answers
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def destination(url: str) -> str:
+    """The key webhook sends are capped by: scheme, host and port of the URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url  # unusable anyway; the attempt fails on its own
+    host = (parts.hostname or "").lower()
+    return f"{parts.scheme.lower()}://{host}:{port or _DEFAULT_PORTS.get(parts.scheme, 0)}"
 
 
 def backoff(settings: WebhookSettings, attempts: int, rng: random.Random) -> float:
@@ -112,6 +136,10 @@ class Outbox:
         self.guarded_session: aiohttp.ClientSession | None = None
         self.task: asyncio.Task[None] | None = None
         self.sending: dict[str, asyncio.Task[None]] = {}
+        #: Sends in flight per destination, and the streams whose head event waits for
+        #: its destination to have a free slot (left out of the next look-up).
+        self.per_destination: Counter[str] = Counter()
+        self.held: set[str] = set()
         self.wake_event = asyncio.Event()
         self.stopping = False
 
@@ -159,7 +187,7 @@ class Outbox:
             if free > 0:
                 try:
                     events = await self.store.due_events(
-                        self.clock(), free, tuple(self.sending)
+                        self.clock(), free, (*self.sending, *self.held)
                     )
                 except StoreError as exc:
                     # The events stay in the database; try again after a pause.
@@ -167,7 +195,14 @@ class Outbox:
                     await asyncio.sleep(self.settings.poll_interval_seconds)
                     continue
             for event in events:
-                task = asyncio.create_task(self._send(event), name=f"webhook-{event.event_id}")
+                target = destination(event.url)
+                if self.per_destination[target] >= self.settings.per_destination_concurrency:
+                    self.held.add(event.stream)
+                    continue
+                self.per_destination[target] += 1
+                task = asyncio.create_task(
+                    self._send(event, target), name=f"webhook-{event.event_id}"
+                )
                 self.sending[event.stream] = task
             if events:
                 continue
@@ -176,12 +211,13 @@ class Outbox:
     async def _idle(self) -> None:
         timeout = self.settings.poll_interval_seconds
         next_at = await self.store.next_event_at()
-        if next_at is not None:
+        # Held events are due already; their turn comes when a send ends (which wakes us).
+        if next_at is not None and not (self.held and next_at <= self.clock()):
             timeout = max(0.0, min(timeout, next_at - self.clock()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
 
-    async def _send(self, event: OutboxEvent) -> None:
+    async def _send(self, event: OutboxEvent, target: str) -> None:
         try:
             with structlog.contextvars.bound_contextvars(
                 event_id=event.event_id, event_type=event.event_type
@@ -195,6 +231,10 @@ class Outbox:
                     log.exception("cannot record a webhook attempt", error=str(exc))
         finally:
             self.sending.pop(event.stream, None)
+            self.per_destination[target] -= 1
+            if self.per_destination[target] <= 0:
+                del self.per_destination[target]
+            self.held.clear()  # a slot is free: look at every stream again
             self.wake_event.set()
 
     async def _post(self, event: OutboxEvent) -> str | None:

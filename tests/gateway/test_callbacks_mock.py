@@ -21,8 +21,6 @@ from tests.gateway.callback_helpers import (
     send_message,
 )
 
-pytest.importorskip("gateway.mock_mmsc.app")
-
 TO = "+821012345678"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

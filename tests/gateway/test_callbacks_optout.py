@@ -177,3 +177,26 @@ async def test_no_confirmation_unless_configured(tmp_path, mmsc):
         assert status == 202
         await _wait_submits(mmsc, 1)
         assert [a.value for a in mmsc.submits[0].recipients.all()] == ["+821077778888"]
+
+
+async def test_inbound_mms_and_opt_outs_are_logged_at_info(tmp_path, mmsc, capsys):
+    # The default level is info: both lines must show there (numbers are masked by the
+    # daemon's log setup, tested in test_log_setup.py; this in-process gateway has none).
+    async with running(build_config(tmp_path, mmsc.url)) as gw, aiohttp.ClientSession() as s:
+        capsys.readouterr()
+        status, _, _ = await post_mm7(s, gw, text_mms("hello there", tid="t1"))
+        assert status == 200
+        status, _, _ = await post_mm7(s, gw, text_mms("STOP", tid="t2"))
+        assert status == 200
+        status, _, _ = await post_mm7(s, gw, text_mms("START", tid="t3"))
+        assert status == 200
+    lines = capsys.readouterr().out.splitlines()
+    received = [line for line in lines if "inbound MMS received" in line]
+    assert len(received) == 3
+    assert all("[info" in line for line in received)
+    applied = [line for line in lines if "opt-out keyword applied" in line]
+    assert [("keyword=stop" in line, "keyword=start" in line) for line in applied] == [
+        (True, False),
+        (False, True),
+    ]
+    assert all("[info" in line for line in applied)

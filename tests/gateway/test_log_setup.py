@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,3 +204,13 @@ def test_redactor_with_capture_logs() -> None:
     redact = redactor(mask_numbers=True)
     event = redact(None, "info", {"event": "x 2025554567", "msisdn": "2025554567", "secret": "s"})
     assert event == {"event": "x 2*****4567", "msisdn": "2*****4567", "secret": REDACTED}
+
+
+def test_the_documented_masking_examples_are_what_masking_does():
+    # The example a reader of config/gateway.toml and the README sees is the real output.
+    root = Path(__file__).resolve().parents[2]
+    for path in (root / "config" / "gateway.toml", root / "README.md"):
+        examples = re.findall(r"(\+?\d{7,}) -> (\+?\d\**\d{4})", path.read_text())
+        assert examples, f"{path.name} lost its masking example"
+        for number, masked in examples:
+            assert mask_number(number) == masked, (path.name, number, masked)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageSequence, ImageStat
 
+import protocol
 from gateway.media import (
     PART_OVERHEAD_BYTES,
     CorruptMediaError,
@@ -404,6 +405,21 @@ def test_pixel_cap_downscales_even_under_budget() -> None:
     assert image.size[0] >= 630  # capped, not shrunk further than needed
 
 
+@pytest.mark.parametrize(("size", "cap"), [((4000, 3000), 1920 * 1080), ((1000, 333), 99_999)])
+def test_pixel_cap_holds_after_the_edges_are_rounded(size: tuple[int, int], cap: int) -> None:
+    # sqrt(cap / pixels) times each edge, rounded, can land just over the cap (4000x3000
+    # under 1920x1080 came out 1663x1247 = 2,073,761 pixels).
+    data = media_images.jpeg(media_images.photo(*size), quality=80)
+    result = adapt_parts(
+        [MediaPart(content_type="image/jpeg", data=data)],
+        budget_bytes=50_000 * KB,
+        max_image_pixels=cap,
+    )
+    image = Image.open(io.BytesIO(result.parts[0].data))
+    assert image.size[0] * image.size[1] <= cap
+    assert image.size[0] * image.size[1] >= 0.99 * cap
+
+
 def test_route_without_gif_gets_first_frame(samples: dict[str, Sample]) -> None:
     result = _adapt(samples["gif"], 600 * KB, allowed_types=frozenset({"image/jpeg", "image/png"}))
     assert result.actions == ("first_frame",)
@@ -510,7 +526,6 @@ def test_two_images_share_the_budget(samples: dict[str, Sample]) -> None:
 
 
 def test_adapted_message_really_encodes_under_budget(samples: dict[str, Sample]) -> None:
-    protocol = pytest.importorskip("protocol")
     budget = 300 * KB
     parts = [
         MediaPart(content_type="text/plain", data=b"Hello from the gateway", content_id="text"),

@@ -35,6 +35,8 @@ from protocol import (
     SubmitRsp,
 )
 from protocol.versions import namespace_for
+from tests.conftest import shared_mm7_path
+from tests.protocol.xsd import envelope_parts, soap_part, validate
 
 REPO = Path(__file__).resolve().parents[2]
 MEDIA = REPO / "fixtures" / "media"
@@ -101,6 +103,8 @@ class Vasp:
 
     def __init__(self) -> None:
         self.received: list[protocol.Message] = []
+        #: (Content-Type, body) of each request as it came over the wire.
+        self.raw: list[tuple[str, bytes]] = []
         self.auth: list[str | None] = []
         #: HTTP statuses to answer with, in order; afterwards 200 + success.
         self.script: list[int] = []
@@ -109,6 +113,7 @@ class Vasp:
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
         message = protocol.decode(raw, request.headers.get("Content-Type"))
+        self.raw.append((request.headers.get("Content-Type", ""), raw))
         self.received.append(message)
         self.auth.append(request.headers.get("Authorization"))
         self.arrived.set()
@@ -659,10 +664,58 @@ async def test_admin_deliver_sends_deliver_req(mock: MockFactory, vasp: tuple[Va
     assert deliver.recipients is not None
     assert deliver.recipients.to == (Address.short_code("12345"),)
     assert deliver.subject == "inbound"
-    parts = {a.media_type: a.data for a in deliver.attachments}
+    # Like a real MMSC: one multipart/mixed content part, the one Content points at, so a
+    # VASP that follows the spec (reads only the referenced part) sees text and media.
+    (container,) = deliver.attachments
+    assert container.media_type == "multipart/mixed"
+    assert deliver.content is not None
+    assert deliver.content.href == f"cid:{container.content_id}"
+    parts = {a.media_type: a.data for a in container.parts}
     assert parts["text/plain"] == b"hi there"
     assert parts["image/jpeg"] == (MEDIA / "tiny.jpg").read_bytes()
     assert parts["image/png"] == png
+
+
+async def test_admin_deliver_container_none_sends_sibling_parts(
+    mock: MockFactory, vasp: tuple[Vasp, str]
+) -> None:
+    receiver, url = vasp
+    client = await mock(vasp_url=url)
+    payload = {"from": "+15550009999", "to": "12345", "text": "hi", "container": "none"}
+    payload["media"] = [{"fixture": "tiny.jpg"}]
+    assert (await (await client.post("/admin/deliver", json=payload)).json())["delivered"]
+    (deliver,) = receiver.received
+    assert [a.media_type for a in deliver.attachments] == ["text/plain", "image/jpeg"]
+    bad = await client.post("/admin/deliver", json={**payload, "container": "text/plain"})
+    assert bad.status == 400
+    assert "container: expected one of" in (await bad.json())["error"]
+
+
+@pytest.mark.parametrize("version", ["REL-5-MM7-1-0", "REL-5-MM7-1-1"])
+async def test_admin_deliver_in_rel_5_mm7_1_0_carries_a_reply_charging_id(
+    mock: MockFactory, vasp: tuple[Vasp, str], version: str
+) -> None:
+    # Those schemas require ReplyChargingID; MMSCs of that release sent their own ID of
+    # the MM there. The bytes on the wire must validate against the official XSD.
+    shared_mm7_path()
+    receiver, url = vasp
+    client = await mock(vasp_url=url)
+    payload = {"from": "+15550009999", "to": "12345", "text": "hi", "version": version}
+    payload["media"] = [{"fixture": "tiny.gif"}]
+    answer = await (await client.post("/admin/deliver", json=payload)).json()
+    assert answer["delivered"] is True, answer
+    (deliver,) = receiver.received
+    assert isinstance(deliver, DeliverReq)
+    assert deliver.version == version
+    assert deliver.reply_charging_id
+    content_type, body = receiver.raw[0]
+    _, element = envelope_parts(soap_part(content_type, body))
+    assert validate(version, element) == []
+    # A given ID is sent as is; later releases get none unless asked.
+    await client.post("/admin/deliver", json={**payload, "reply_charging_id": "rc-7"})
+    assert receiver.received[-1].reply_charging_id == "rc-7"
+    await client.post("/admin/deliver", json={**payload, "version": "REL-6-MM7-1-4"})
+    assert receiver.received[-1].reply_charging_id is None
 
 
 async def test_admin_deliver_in_a_container_and_with_vasp_failure(

@@ -1,4 +1,4 @@
-from gateway.outbound.throttle import TokenBucket
+from gateway.outbound.throttle import SWEEP_AT, KeyedBuckets, TokenBucket
 
 
 def simulate(bucket: TokenBucket, requests: int) -> list[float]:
@@ -87,3 +87,29 @@ def test_peek_does_not_take_a_token():
 
 def simulate_from(bucket: TokenBucket, start: float, requests: int) -> list[float]:
     return [start + bucket.reserve(start) for _ in range(requests)]
+
+
+def test_keyed_buckets_forget_senders_whose_bucket_is_full_again():
+    # Sender addresses come from clients: one bucket each must not pile up forever.
+    buckets = KeyedBuckets(rate=1.0)
+    now = 0.0
+    for i in range(50 * SWEEP_AT):
+        now = i * 0.001  # 1000 new senders a second, each sending once
+        assert buckets.get(f"sender-{i}", now).reserve(now) == 0.0
+        # Only buckets from the last second (refilling) plus one sweep's growth remain.
+        assert len(buckets) <= 2 * SWEEP_AT + 1000
+    assert len(buckets) < 3 * SWEEP_AT
+
+
+def test_keyed_buckets_keep_a_refilling_sender_limited():
+    buckets = KeyedBuckets(rate=0.5)
+    assert buckets.get("long-code", 0.0).reserve(0.0) == 0.0
+    # Many other senders force sweeps; the long code's bucket (2 s to refill) survives.
+    for i in range(3 * SWEEP_AT):
+        buckets.get(f"other-{i}", 1.0).reserve(1.0)
+    assert buckets.get("long-code", 1.0).peek(1.0) == 1.0
+    # Once full it may be dropped, and a new bucket allows the same as the old one.
+    assert buckets.get("long-code", 1.0).full(2.0)
+    buckets.sweep(3.5)
+    assert len(buckets) == 0
+    assert buckets.get("long-code", 3.5).reserve(3.5) == 0.0

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import random
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from gateway.outbound.submission import LINK_RENDITION_BYTES, LINK_RENDITION_PIXELS
 from protocol import SubmitReq, decode
-from tests.gateway.support import b64, make_config, noisy_jpeg
+from tests.gateway.support import API_KEY, b64, make_config, noisy_jpeg
 
 pytestmark = pytest.mark.asyncio
 
@@ -170,3 +175,38 @@ async def test_refused_media_is_counted(tmp_path, mock_mmsc, run_gateway):
     assert (status, body["error"]["code"]) == (422, "unsupported_media")
     metrics = gw.gateway.metrics.registry
     assert metrics.get_sample_value("mm7gw_media_adaptations_total", {"result": "rejected"}) == 1
+
+
+async def test_a_link_fallback_serves_a_handset_sized_rendition(tmp_path, mock_mmsc, run_gateway):
+    # The link opens on a phone: not a 12-megapixel original, nor megabytes of noise.
+    mock = await mock_mmsc()
+    gw = await run_gateway(make_config(tmp_path, mock.url, mmsc_mms=False))
+    rng = random.Random(5)
+    noisy = Image.frombytes("RGB", (1200, 900), rng.randbytes(1200 * 900 * 3))
+    huge = Image.linear_gradient("L").resize((4000, 3000)).convert("RGB")
+    for image, quality in ((huge, 90), (noisy, 95)):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        original = buffer.getvalue()
+        payload = {"to": TO, "text": "see", "media": [{"data": b64(original)}]}
+        # A file object: aiohttp warns about (and the suite refuses) megabytes of raw bytes.
+        async with gw.session.post(
+            gw.api + "/v1/messages",
+            data=io.BytesIO(json.dumps(payload).encode()),
+            headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+        ) as response:
+            status, body = response.status, await response.json()
+        assert status == 202, body
+        assert body["fallback"] == "link"
+        record = await gw.gateway.store.get_message(body["id"])
+        async with gw.session.get(record.text.splitlines()[-1]) as r:
+            assert r.status == 200
+            served = await r.read()
+        assert served != original
+        rendition = Image.open(io.BytesIO(served))
+        assert rendition.format == "JPEG"
+        assert rendition.width * rendition.height <= LINK_RENDITION_PIXELS
+        assert len(served) <= LINK_RENDITION_BYTES
+        # Scaled, not cropped: the aspect ratio stays.
+        assert abs(rendition.width / rendition.height - image.width / image.height) < 0.01
+    assert len(original) > LINK_RENDITION_BYTES  # the noisy one really needed shrinking

@@ -39,10 +39,9 @@ from protocol.messages import MESSAGE_TYPES, Kind
 from protocol.soap import SOAP_ENV_NS
 from protocol.versions import LEGACY_VERSIONS, namespace_for
 from tests.conftest import shared_mm7_path
+from tests.protocol import zeep_oracle
 from tests.protocol.specimens import full_message
 from tests.protocol.xsd import envelope_parts, soap_part
-
-zeep_oracle = pytest.importorskip("tests.protocol.zeep_oracle")
 
 CASES = [(version, tag) for version in VERSIONS for tag in LAYOUTS[version]]
 
