@@ -39,6 +39,7 @@ from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
 from gateway.outbound.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
+from protocol.limits import RECIPIENT_ENVELOPE_BYTES, SUBMIT_ENVELOPE_BYTES
 
 if TYPE_CHECKING:
     from gateway.outbound.suppression import OptOut
@@ -48,13 +49,12 @@ log = structlog.get_logger("gateway.outbound.submission")
 #: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
 ADAPT_CACHE_ENTRIES = 32
 
-#: Bytes the SOAP envelope and MIME framing add around the content, before recipients
-#: (measured: ~1.2 KB with one recipient).
-ENVELOPE_OVERHEAD = 2048
+#: Bytes the SOAP envelope and MIME framing add around the content, before recipients,
+#: and what each more recipient adds (protocol's figures; the config's floor uses them too).
+ENVELOPE_OVERHEAD = SUBMIT_ENVELOPE_BYTES
+RECIPIENT_OVERHEAD = RECIPIENT_ENVELOPE_BYTES
 #: "Any size": the budget of media that goes by link rather than inside an MM7 body.
 NO_BUDGET = 1 << 40
-#: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
-RECIPIENT_OVERHEAD = 64
 
 
 def envelope_overhead(recipients_per_submit: int, subject: str | None) -> int:
