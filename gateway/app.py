@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
+from gateway.api.body import body_limit_middleware
 from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
 from gateway.api.read_deadline import read_deadline_middleware
@@ -200,7 +201,7 @@ class Gateway:
         self.api_app = self._build_api_app()
         self.mm7_app = web.Application(
             middlewares=[read_deadline_middleware(config.listen.read_timeout_seconds)],
-            client_max_size=16 * 1024 * 1024,
+            client_max_size=config.listen.mm7_max_body_bytes,
         )
         enable_access_log(self.mm7_app, "mm7")
         self._build_inbound()
@@ -285,6 +286,7 @@ class Gateway:
                 metrics_middleware(self.metrics),
                 errors_middleware,
                 auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
+                body_limit_middleware(self.config.gateway.max_body_bytes),
                 read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],
             client_max_size=self.config.gateway.max_body_bytes,
@@ -352,7 +354,12 @@ class Gateway:
             metrics=self.metrics,
             events_added=self.outbox.wake,
         )
-        self.listener = Mm7Listener(peers(config), handlers.as_handlers(), self.metrics)
+        self.listener = Mm7Listener(
+            peers(config),
+            handlers.as_handlers(),
+            self.metrics,
+            max_body_bytes=config.listen.mm7_max_body_bytes,
+        )
         self.listener.add_routes(self.mm7_app)
         InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
             self.api_app

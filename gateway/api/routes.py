@@ -6,11 +6,13 @@ import hashlib
 import json
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway.api.body import read_capped, read_part
 from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_replace, parse_submit
-from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.errors import ValidationError
 from gateway.outbound.control import MessageControl
 from gateway.outbound.submission import SubmissionService, request_fingerprint
 from gateway.store import MessageRecord
@@ -23,7 +25,7 @@ MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 
 
 async def _read_json(request: web.Request) -> object:
-    raw = await request.read()
+    raw = await read_capped(request, request.app[MAX_BODY])
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -48,16 +50,15 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
                 raise ValidationError(
                     "nested multipart is not supported here", code="malformed_form"
                 )
-            data = await part.read(decode=True)
-        except ValueError as exc:
+            data = await read_part(part, max_body - total, max_body)
+        except (ValueError, HttpProcessingError) as exc:
             # aiohttp's multipart reader signals a truncated or unterminated body with
-            # ValueError ("Reading after EOF", missing boundary, bad part headers).
+            # ValueError ("Reading after EOF", missing boundary, bad part headers), and a
+            # preamble line past its line limit with LineTooLong.
             raise ValidationError(
                 f"malformed multipart body: {exc}", code="malformed_form"
             ) from None
         total += len(data)
-        if total > max_body:
-            raise PayloadTooLarge(f"request body exceeds {max_body} bytes")
         if part.name == "message":
             try:
                 message = json.loads(data)
