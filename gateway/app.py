@@ -32,6 +32,7 @@ from gateway.api.routes import (
     MAX_BODY,
     MAX_MEDIA,
     MAX_RECIPIENTS,
+    OPENAPI_PATH,
     SUBMISSIONS,
     add_routes,
 )
@@ -285,7 +286,7 @@ class Gateway:
             middlewares=[
                 metrics_middleware(self.metrics),
                 errors_middleware,
-                auth_middleware(keys, public_prefixes=("/v1/media/",)),  # type: ignore[list-item]
+                auth_middleware(keys, public_prefixes=("/v1/media/", OPENAPI_PATH)),  # type: ignore[list-item]
                 body_limit_middleware(self.config.gateway.max_body_bytes),
                 read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],

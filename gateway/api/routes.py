@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -28,7 +29,8 @@ async def _read_json(request: web.Request) -> object:
     raw = await read_capped(request, request.app[MAX_BODY])
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit.
         raise ValidationError(f"malformed JSON: {exc}", code="malformed_json") from None
     except RecursionError:
         # json's C scanner recurses per nesting level; no real message nests this deep.
@@ -62,7 +64,7 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
         if part.name == "message":
             try:
                 message = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except ValueError as exc:
                 raise ValidationError(
                     f"malformed JSON in the message field: {exc}", field="message"
                 ) from None
@@ -162,7 +164,22 @@ async def delete_message(request: web.Request) -> web.Response:
     return web.json_response(message_resource(updated))
 
 
+#: Served without an API key (the auth middleware lets this path through).
+OPENAPI_PATH = "/v1/openapi.json"
+
+
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of this API, shipped as package data."""
+    return resources.files("gateway").joinpath("assets/openapi.json").read_bytes()
+
+
 def add_routes(app: web.Application) -> None:
+    document = openapi_document()
+
+    async def get_openapi(_: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get(OPENAPI_PATH, get_openapi)
     app.router.add_post("/v1/messages", post_message)
     app.router.add_get("/v1/messages/{id}", get_message)
     app.router.add_put("/v1/messages/{id}", put_message)
