@@ -112,9 +112,12 @@ async def test_lone_surrogates_are_a_400_naming_the_field(
         ('{"to": "+12025550123", "text": "x", "send_at": 1' + "0" * 400 + "}", "send_at"),
         ('{"to": "+12025550123", "text": "x", "send_at": "0001-01-01T00:00:00+14:00"}', "send_at"),
         ('{"to": "+12025550123", "text": "x", "send_at": 1' + "0" * 5000 + "}", None),
+        # Found by tests/reliability/test_api_fuzz.py: a non-string part name was a 500.
+        ('{"to": "+12025550123", "media": [{"part": {}}]}', "media[0].part"),
+        ('{"to": "+12025550123", "media": [{"data": "AA==", "name": [1]}]}', "media[0].name"),
     ],
 )
-async def test_impossible_times_and_huge_numbers_are_a_400(
+async def test_impossible_times_huge_numbers_and_wrong_types_are_a_400(
     tmp_path: Path, run_gateway: Any, raw: str, field: str | None
 ) -> None:
     gw = await run_gateway(make_config(tmp_path, "http://127.0.0.1:9/mm7"))
