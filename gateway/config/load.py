@@ -141,6 +141,7 @@ def _raw_cross_problems(data: Mapping[str, Any]) -> list[ConfigProblem]:
         *duplicate_problems("mmsc", "name", column("mmsc", "name")),
         *default_route_problems(column("mmsc", "route_default")),
         *duplicate_problems("api_keys", "name", column("api_keys", "name")),
+        *duplicate_problems("api_keys", "key", column("api_keys", "key"), show=False),
     ]
     sections = (
         ("listen", ListenSection, rules.listen_problems),

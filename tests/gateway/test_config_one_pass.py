@@ -25,6 +25,15 @@ mm7 = "127.0.0.1:8080"
 read_timeout_seconds = 0
 mm7_max_body_bytes = 100
 
+[[api_keys]]
+name = "k1"
+key = "same-key"
+callback_url = "ftp://nope"
+
+[[api_keys]]
+name = "k2"
+key = "same-key"
+
 [[mmsc]]
 name = "a"
 url = "http://127.0.0.1:9090/mm7"
@@ -65,6 +74,7 @@ EXPECTED = {
     "mmsc[0].timeout_seconds": "must be >= 0.1",
     "mmsc[0].retry.jitter": "must be <= 1",
     "webhooks.timeout_seconds": "must be >= 0.1",
+    "api_keys[0].callback_url": "must be an http:// or https:// URL with a host",
     # cross keys, in sections that also have single-key problems
     "listen.mm7": "same address as listen.api",
     "mmsc[0].burst": "must be >= 1 when tps > 0",
@@ -75,6 +85,7 @@ EXPECTED = {
     "mmsc[0].inbound_password": "required: inbound_username and inbound_password go together",
     "mmsc[0].retry.max_backoff_seconds": "must be >= initial_backoff_seconds",
     "mmsc[1].name": "duplicate 'a': already used by mmsc[0]",
+    "api_keys[1].key": "duplicate: already used by api_keys[0]",
     "mmsc[1].max_message_bytes": (
         "must be >= 3776: the SubmitReq envelope for 20 recipient(s) takes 3264 bytes, "
         "plus 512 for a short text"
@@ -102,6 +113,7 @@ def test_check_config_reports_single_and_cross_key_problems_in_one_run(tmp_path:
     found = dict(line.removeprefix(prefix).split(": ", 1) for line in lines)
     assert found == EXPECTED
     assert len(lines) == len(EXPECTED)  # each problem once
+    assert "same-key" not in done.stderr  # secrets are never shown
 
 
 def _route(**keys: Any) -> dict[str, Any]:
