@@ -23,6 +23,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
+from gateway.api.body import body_limit_middleware
 from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
 from gateway.api.read_deadline import read_deadline_middleware
@@ -31,6 +32,7 @@ from gateway.api.routes import (
     MAX_BODY,
     MAX_MEDIA,
     MAX_RECIPIENTS,
+    OPENAPI_PATH,
     SUBMISSIONS,
     add_routes,
 )
@@ -215,7 +217,7 @@ class Gateway:
         self.api_app = self._build_api_app()
         self.mm7_app = web.Application(
             middlewares=[read_deadline_middleware(config.listen.read_timeout_seconds)],
-            client_max_size=16 * 1024 * 1024,
+            client_max_size=config.listen.mm7_max_body_bytes,
         )
         enable_access_log(self.mm7_app, "mm7")
         self._build_inbound()
@@ -322,8 +324,10 @@ class Gateway:
                 errors_middleware,
                 # The console authenticates by its own session cookie.
                 auth_middleware(  # type: ignore[list-item]
-                    keys, public_prefixes=("/v1/media/", CONSOLE_PREFIX, "/m/", "/sms/dlr")
+                    keys,
+                    public_prefixes=("/v1/media/", OPENAPI_PATH, CONSOLE_PREFIX, "/m/", "/sms/dlr"),
                 ),
+                body_limit_middleware(self.config.gateway.max_body_bytes),
                 read_deadline_middleware(self.config.listen.read_timeout_seconds),
             ],
             client_max_size=self.config.gateway.max_body_bytes,
@@ -396,7 +400,12 @@ class Gateway:
             events_added=self.outbox.wake,
             reply_committed=reply_committed,
         )
-        self.listener = Mm7Listener(peers(config), handlers.as_handlers(), self.metrics)
+        self.listener = Mm7Listener(
+            peers(config),
+            handlers.as_handlers(),
+            self.metrics,
+            max_body_bytes=config.listen.mm7_max_body_bytes,
+        )
         self.listener.add_routes(self.mm7_app)
         InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
             self.api_app

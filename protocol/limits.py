@@ -23,3 +23,9 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+#: Bytes a SubmitReq's SOAP envelope and MIME framing take around its content with one
+#: recipient (measured ~1.2 KB; the rest is slack), and what each further recipient adds
+#: (``<To><Number>+15555550123</Number></To>`` and slack). Senders budget content with them.
+SUBMIT_ENVELOPE_BYTES = 2048
+RECIPIENT_ENVELOPE_BYTES = 64

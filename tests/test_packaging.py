@@ -32,6 +32,7 @@ def test_wheel_contents(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "protocol/py.typed" in names
     assert "gateway/py.typed" in names
+    assert "gateway/assets/openapi.json" in names  # served at GET /v1/openapi.json
     assert "protocol/codec.py" in names and "gateway/app.py" in names
     assert "gateway/mock_mmsc/app.py" in names
     # The console renders from package data: templates and local assets ship in the wheel.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway.api.body import read_capped, read_part
 from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_replace, parse_submit
-from gateway.errors import PayloadTooLarge, ValidationError
+from gateway.errors import ValidationError
 from gateway.media.offload import sha256_hex
 from gateway.outbound.control import MessageControl
 from gateway.outbound.submission import SubmissionService, request_fingerprint
@@ -23,10 +26,11 @@ MAX_BODY: web.AppKey[int] = web.AppKey("max_body", int)
 
 
 async def _read_json(request: web.Request) -> object:
-    raw = await request.read()
+    raw = await read_capped(request, request.app[MAX_BODY])
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # JSONDecodeError, UnicodeDecodeError, and an integer past Python's digit limit.
         raise ValidationError(f"malformed JSON: {exc}", code="malformed_json") from None
     except RecursionError:
         # json's C scanner recurses per nesting level; no real message nests this deep.
@@ -48,20 +52,19 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
                 raise ValidationError(
                     "nested multipart is not supported here", code="malformed_form"
                 )
-            data = await part.read(decode=True)
-        except ValueError as exc:
+            data = await read_part(part, max_body - total, max_body)
+        except (ValueError, HttpProcessingError) as exc:
             # aiohttp's multipart reader signals a truncated or unterminated body with
-            # ValueError ("Reading after EOF", missing boundary, bad part headers).
+            # ValueError ("Reading after EOF", missing boundary, bad part headers), and a
+            # preamble line past its line limit with LineTooLong.
             raise ValidationError(
                 f"malformed multipart body: {exc}", code="malformed_form"
             ) from None
         total += len(data)
-        if total > max_body:
-            raise PayloadTooLarge(f"request body exceeds {max_body} bytes")
         if part.name == "message":
             try:
                 message = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except ValueError as exc:
                 raise ValidationError(
                     f"malformed JSON in the message field: {exc}", field="message"
                 ) from None
@@ -161,7 +164,22 @@ async def delete_message(request: web.Request) -> web.Response:
     return web.json_response(message_resource(updated))
 
 
+#: Served without an API key (the auth middleware lets this path through).
+OPENAPI_PATH = "/v1/openapi.json"
+
+
+def openapi_document() -> bytes:
+    """The OpenAPI 3.1 description of this API, shipped as package data."""
+    return resources.files("gateway").joinpath("assets/openapi.json").read_bytes()
+
+
 def add_routes(app: web.Application) -> None:
+    document = openapi_document()
+
+    async def get_openapi(_: web.Request) -> web.Response:
+        return web.Response(body=document, content_type="application/json")
+
+    app.router.add_get(OPENAPI_PATH, get_openapi)
     app.router.add_post("/v1/messages", post_message)
     app.router.add_get("/v1/messages/{id}", get_message)
     app.router.add_put("/v1/messages/{id}", put_message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import math
 from datetime import datetime
 from typing import Any, Final
 
@@ -32,22 +33,77 @@ _FIELDS: Final = frozenset(
 )
 
 
+#: Times we can store and render: the Unix epoch to the end of year 9999 (UTC).
+_LAST_SECOND: Final = 253_402_300_799
+
+
+def _in_range(value: float, field_name: str) -> float:
+    if not math.isfinite(value) or not 0 <= value <= _LAST_SECOND:
+        raise ValidationError(f"{field_name} must be between 1970 and 9999", field=field_name)
+    return value
+
+
 def _timestamp(raw: object, field_name: str) -> float:
     if isinstance(raw, bool):
         raise ValidationError(f"{field_name} must be an ISO 8601 time", field=field_name)
     if isinstance(raw, int | float):
-        return float(raw)
+        try:
+            return _in_range(float(raw), field_name)
+        except OverflowError:  # an integer beyond any float
+            raise ValidationError(
+                f"{field_name} must be between 1970 and 9999", field=field_name
+            ) from None
     if isinstance(raw, str):
         text = raw.strip()
         try:
             parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-        except ValueError:
+            stamp = parsed.timestamp() if parsed.tzinfo is not None else None
+        except (ValueError, OverflowError):
             pass
         else:
-            if parsed.tzinfo is None:
+            if stamp is None:
                 raise ValidationError(f"{field_name} needs a time zone (e.g. Z)", field=field_name)
-            return parsed.timestamp()
+            return _in_range(stamp, field_name)
     raise ValidationError(f"{field_name} must be an ISO 8601 time with zone", field=field_name)
+
+
+def _shown(key: str) -> str:
+    """A key as it can be named in an answer (lone surrogates escaped)."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_unicode(body: object) -> None:
+    """Refuse strings that are not valid Unicode, naming the field.
+
+    JSON's ``\\ud800`` escapes decode to lone surrogates, which no encoder downstream (UTF-8
+    for the store, the MM7 XML) accepts. Iterative, so deep nesting cannot exhaust the stack.
+
+    Raises:
+        ValidationError: ``field`` names the first offending value or key.
+    """
+    pending: list[tuple[str, object]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                name = where or "body"
+                raise ValidationError(
+                    f"{name} is not valid Unicode (it contains a lone surrogate)", field=name
+                ) from None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                shown = _shown(key)
+                path = f"{where}.{shown}" if where else shown
+                if shown != key:
+                    raise ValidationError(
+                        f"the key {path!r} is not valid Unicode (it contains a lone surrogate)",
+                        field=path,
+                    )
+                pending.append((path, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
 
 
 def _optional_str(body: dict[str, Any], key: str, max_len: int) -> str | None:
@@ -89,6 +145,9 @@ def _media(
             continue
         if not isinstance(item, dict):
             raise ValidationError(f"{where} must be an object", field=where)
+        for key in ("name", "part", "content_type"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise ValidationError(f"{where}.{key} must be a string", field=f"{where}.{key}")
         if "url" in item:
             url = item["url"]
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -103,8 +162,6 @@ def _media(
                     f"{where}.data is not valid base64", field=f"{where}.data"
                 ) from None
             content_type = item.get("content_type")
-            if content_type is not None and not isinstance(content_type, str):
-                raise ValidationError(f"{where}.content_type must be a string", field=where)
             items.append(
                 MediaInput(index, content_type=content_type, data=data, name=item.get("name"))
             )
@@ -127,6 +184,7 @@ def parse_submit(
 ) -> SubmitRequest:
     if not isinstance(body, dict):
         raise ValidationError("the request body must be a JSON object")
+    check_unicode(body)
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise ValidationError(
@@ -191,6 +249,7 @@ def parse_replace(
 ) -> ReplaceRequest:
     if not isinstance(body, dict):
         raise ValidationError("the request body must be a JSON object")
+    check_unicode(body)
     unknown = sorted(set(body) - _REPLACE_FIELDS)
     if unknown:
         raise ValidationError(

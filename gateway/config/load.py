@@ -19,10 +19,16 @@ from typing import Any
 
 import pydantic
 
+from gateway.config import rules
 from gateway.config.model import (
     ENVIRON_CONTEXT_KEY,
     CrossCheckError,
     GatewayConfig,
+    ListenSection,
+    MmscConfig,
+    OptoutSection,
+    RetrySection,
+    WebhooksSection,
     default_route_problems,
     duplicate_problems,
 )
@@ -104,17 +110,25 @@ def problems_from(exc: pydantic.ValidationError) -> list[ConfigProblem]:
         base = format_key_path(loc)
         cause = (error.get("ctx") or {}).get("error")
         if isinstance(cause, CrossCheckError):
-            problems.extend(cause.problems)
+            problems.extend(rules.under(base, cause.problems))
         else:
             problems.append(ConfigProblem(base, _message(error)))
     return problems
 
 
-def _raw_cross_problems(data: Mapping[str, Any]) -> list[ConfigProblem]:
-    """Cross-entry checks on the raw tables, for when field errors stopped the model's own.
+def _with_defaults(model: type[pydantic.BaseModel], table: object) -> dict[str, object] | None:
+    """A raw table's values, each missing key as its default (None: not a table)."""
+    if not isinstance(table, dict):
+        return None
+    return {name: table.get(name, field.default) for name, field in model.model_fields.items()}
 
-    The model runs the same checks after its fields validate; running them here too means
-    a file with both kinds of problem is reported completely in one pass.
+
+def _raw_cross_problems(data: Mapping[str, Any]) -> list[ConfigProblem]:
+    """Cross-field checks on the raw tables, for when field errors stopped the model's own.
+
+    The models run the same rules after their fields validate; running them here too means
+    a file with both kinds of problem is reported completely in one pass (duplicates of
+    what the models found are dropped by ``_error``).
     """
 
     def column(section: str, key: str) -> list[object]:
@@ -123,11 +137,31 @@ def _raw_cross_problems(data: Mapping[str, Any]) -> list[ConfigProblem]:
             return []
         return [e.get(key) if isinstance(e, dict) else None for e in entries]
 
-    return [
+    problems = [
         *duplicate_problems("mmsc", "name", column("mmsc", "name")),
         *default_route_problems(column("mmsc", "route_default")),
         *duplicate_problems("api_keys", "name", column("api_keys", "name")),
+        *duplicate_problems("api_keys", "key", column("api_keys", "key"), show=False),
     ]
+    sections = (
+        ("listen", ListenSection, rules.listen_problems),
+        ("webhooks", WebhooksSection, rules.webhooks_problems),
+        ("optout", OptoutSection, rules.optout_problems),
+    )
+    for name, model, check in sections:
+        values = _with_defaults(model, data.get(name, {}))
+        if values is not None:
+            problems += rules.under(name, check(values))
+    routes = data.get("mmsc")
+    for index, route in enumerate(routes if isinstance(routes, list) else []):
+        values = _with_defaults(MmscConfig, route)
+        if values is None:
+            continue
+        problems += rules.under(f"mmsc[{index}]", rules.mmsc_problems(values))
+        retry = _with_defaults(RetrySection, values["retry"] if "retry" in route else {})
+        if retry is not None:
+            problems += rules.under(f"mmsc[{index}].retry", rules.retry_problems(retry))
+    return problems
 
 
 def _error(source: str, problems: list[ConfigProblem]) -> ConfigError:
@@ -158,11 +192,7 @@ def config_from_dict(
     try:
         return GatewayConfig.model_validate(data, context={ENVIRON_CONTEXT_KEY: env})
     except pydantic.ValidationError as exc:
-        problems = problems_from(exc)
-        if not any(
-            isinstance(e.get("ctx", {}).get("error"), CrossCheckError) for e in exc.errors()
-        ):
-            problems.extend(_raw_cross_problems(data))
+        problems = problems_from(exc) + _raw_cross_problems(data)
         raise _error(source, problems) from None
 
 

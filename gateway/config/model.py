@@ -39,8 +39,10 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config import rules
 from gateway.config.callbacks import open_callback_problems
 from gateway.errors import ConfigProblem
+from protocol.limits import DEFAULT_LIMITS
 from protocol.versions import DEFAULT_VERSION, VERSIONS
 
 MIB: Final = 1024 * 1024
@@ -122,6 +124,9 @@ ListenAddress = Annotated[HostPort, PlainValidator(_host_port), PlainSerializer(
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 ExistingFile = Annotated[Path, BeforeValidator(_existing_file)]
 Seconds = Annotated[float, Strict(), Field(gt=0)]
+#: A network timeout: under 100 ms not even a loopback exchange on a loaded host is
+#: reliable, so a smaller value only turns every attempt into a failure.
+Timeout = Annotated[float, Strict(), Field(ge=0.1)]
 NonNegative = Annotated[float, Strict(), Field(ge=0)]
 Count = Annotated[int, Strict(), Field(ge=1)]
 Flag = Annotated[bool, Strict()]
@@ -176,9 +181,11 @@ class GatewaySection(_Section):
     max_recipients_per_message: Count = 100
     #: Media items per POST (each fetched URL is held in memory while the message is built).
     max_media_parts: Count = 10
-    max_body_bytes: Count = 5 * MIB
-    media_fetch_timeout_seconds: Seconds = 10.0
-    media_fetch_max_bytes: Count = 5 * MIB
+    #: At least 1 KiB: a JSON body with a recipient and a short text needs a few hundred.
+    max_body_bytes: Annotated[int, Strict(), Field(ge=1024)] = 5 * MIB
+    media_fetch_timeout_seconds: Timeout = 10.0
+    #: At least 1 KiB: no image or audio file we carry is smaller.
+    media_fetch_max_bytes: Annotated[int, Strict(), Field(ge=1024)] = 5 * MIB
     allow_private_media_urls: Flag = False
     #: Key for signing media URLs; None: generated once and kept under ``data_dir``.
     signing_key: Secret | None = None
@@ -194,10 +201,22 @@ class ListenSection(_Section):
     #: request headers within this many seconds of opening (or of its last answer: idle
     #: keep-alive) is closed, and so is one whose request body has not fully arrived this
     #: long after its headers.
-    read_timeout_seconds: Seconds = 30.0
+    read_timeout_seconds: Timeout = 30.0
+    #: Largest MM7 request body (the decoder gets the same limit). At least the largest
+    #: SOAP envelope the decoder accepts; at most 64 MiB, as the body is held in memory.
+    mm7_max_body_bytes: Annotated[
+        int, Strict(), Field(ge=DEFAULT_LIMITS.max_xml_bytes, le=64 * MIB)
+    ] = DEFAULT_LIMITS.max_body_bytes
     #: CA of the client certificates MMSCs must present on the MM7 listener (mTLS); with
     #: it set, every route's callbacks count as authenticated.
     mm7_client_ca_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        problems = rules.listen_problems(dict(self))
+        if problems:
+            raise CrossCheckError(problems)
+        return self
 
 
 class StoreSection(_Section):
@@ -280,8 +299,9 @@ class RetrySection(_Section):
 
     @model_validator(mode="after")
     def _backoff_order(self) -> Self:
-        if self.max_backoff_seconds < self.initial_backoff_seconds:
-            raise ValueError("max_backoff_seconds must be >= initial_backoff_seconds")
+        problems = rules.retry_problems(dict(self))
+        if problems:
+            raise CrossCheckError(problems)
         return self
 
 
@@ -307,8 +327,8 @@ class MmscConfig(_Section):
     max_recipients_per_submit: Count = 1
     prefixes: tuple[Prefix, ...] = ()
     route_default: Flag = False
-    timeout_seconds: Seconds = 30.0
-    connect_timeout_seconds: Seconds = 5.0
+    timeout_seconds: Timeout = 30.0
+    connect_timeout_seconds: Timeout = 5.0
     transfer_encoding: Literal["binary", "base64"] = "binary"
     inbound_username: EnvStr | None = None
     inbound_password: Secret | None = Field(default=None, repr=False)
@@ -345,15 +365,9 @@ class MmscConfig(_Section):
 
     @model_validator(mode="after")
     def _pairs(self) -> Self:
-        if self.tls_key_file is not None and self.tls_cert_file is None:
-            raise ValueError("tls_key_file needs tls_cert_file")
-        if (self.inbound_password is None) != (self.inbound_username is None):
-            raise ValueError("inbound_username and inbound_password go together")
-        if self.inbound_auth == "none" and (self.inbound_username or self.inbound_allow_ips):
-            raise ValueError(
-                'inbound_auth = "none" says callbacks are open: it contradicts '
-                "inbound_username and inbound_allow_ips (drop one or the other)"
-            )
+        problems = rules.mmsc_problems(dict(self))
+        if problems:
+            raise CrossCheckError(problems)
         return self
 
     @property
@@ -374,13 +388,20 @@ class WebhooksSection(_Section):
     initial_backoff_seconds: Seconds = 1.0
     max_backoff_seconds: Seconds = 600.0
     give_up_after_seconds: Seconds = 86_400.0
-    timeout_seconds: Seconds = 10.0
+    timeout_seconds: Timeout = 10.0
     #: Sends in flight to one destination (scheme, host, port), of the worker's 8: a
     #: receiver that hangs delays only its own events.
     per_destination_concurrency: Count = 4
     #: A message's own ``callback_url`` (set by the client, unlike an API key's) may point
     #: at loopback or private addresses; link-local and metadata addresses never.
     allow_private_urls: Flag = False
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> Self:
+        problems = rules.webhooks_problems(dict(self))
+        if problems:
+            raise CrossCheckError(problems)
+        return self
 
 
 def _upper_words(value: object) -> object:
@@ -403,6 +424,13 @@ class OptoutSection(_Section):
     confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     #: The same after a START-family keyword.
     start_confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Self:
+        problems = rules.optout_problems(dict(self))
+        if problems:
+            raise CrossCheckError(problems)
+        return self
 
 
 class SmsSection(_Section):

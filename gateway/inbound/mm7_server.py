@@ -13,12 +13,16 @@ we do not accept from an MMSC (a SubmitReq, say) gets 4003; a store failure gets
 the MMSC retries later. Faults use HTTP 500 as SOAP 1.1 §6.2 requires. Unknown or
 missing credentials get HTTP 401 with ``WWW-Authenticate``; a refused source address, or
 a bare ``/mm7`` request that fits several routes, 403 (each with a 4001 Fault body).
+A body over ``max_body_bytes`` (by its Content-Length, or a chunked body growing past it)
+gets HTTP 413 with a 2007 Fault before the rest is read, and the connection is closed
+after aiohttp has discarded what the peer still sends; the decoder gets the same limit.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import ipaddress
 import uuid
@@ -31,8 +35,10 @@ from aiohttp import web
 from gateway.errors import MediaError, StoreError
 from gateway.media.offload import run_sized
 from protocol import (
+    DEFAULT_LIMITS,
     RESPONSE_FOR,
     VERSIONS,
+    BodyTooLarge,
     DecodeError,
     DeliverReq,
     DeliveryReportReq,
@@ -213,11 +219,39 @@ class Handlers:
     deliver: Callable[[str, DeliverReq], Awaitable[object]]
 
 
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes.
+
+    Chunks are kept in a list and joined once: growing one buffer to the limit and then
+    dropping it leaves the allocator holding that much for every refused request.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        return None  # refused from the header: nothing is read
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_any():
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Mm7Listener:
-    def __init__(self, peers: dict[str, Peer], handlers: Handlers, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        peers: dict[str, Peer],
+        handlers: Handlers,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int = DEFAULT_LIMITS.max_body_bytes,
+    ) -> None:
         self.peers = peers
         self.handlers = handlers
         self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.limits = dataclasses.replace(DEFAULT_LIMITS, max_body_bytes=max_body_bytes)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/mm7", self.handle)
@@ -225,12 +259,23 @@ class Mm7Listener:
 
     async def handle(self, request: web.Request) -> web.Response:
         peer = identify(self.peers, request.match_info.get("mmsc"), request)
-        body = await request.read()
+        body = await read_capped(request, self.max_body_bytes)
         with structlog.contextvars.bound_contextvars(mmsc=peer.name):
+            if body is None:
+                log.warning("MM7 request body too large", limit=self.max_body_bytes)
+                text = f"message body exceeds {self.max_body_bytes} bytes"
+                response = fault(peer.version, None, BodyTooLarge.status_code, text)
+                response.set_status(413)
+                # Keep-alive is off: the rest of the body is discarded, then we close.
+                response.force_close()
+                return response
             try:
                 content_type = request.headers.get("Content-Type")
+                limits = self.limits
                 # A DeliverReq with media can be megabytes: decoded off the event loop.
-                msg = await run_sized(len(body), lambda: decode(body, content_type))
+                msg = await run_sized(
+                    len(body), lambda: decode(body, content_type, limits=limits)
+                )
             except DecodeError as exc:
                 log.warning("undecodable MM7 request", error=str(exc), status=exc.status_code)
                 return fault(peer.version, None, exc.status_code, str(exc))

@@ -40,6 +40,7 @@ from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
 from gateway.outbound.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
+from protocol.limits import RECIPIENT_ENVELOPE_BYTES, SUBMIT_ENVELOPE_BYTES
 
 if TYPE_CHECKING:
     from gateway.outbound.suppression import OptOut
@@ -49,16 +50,15 @@ log = structlog.get_logger("gateway.outbound.submission")
 #: Distinct (media, route limits) adaptations remembered; each holds the adapted bytes.
 ADAPT_CACHE_ENTRIES = 32
 
-#: Bytes the SOAP envelope and MIME framing add around the content, before recipients
-#: (measured: ~1.2 KB with one recipient).
-ENVELOPE_OVERHEAD = 2048
+#: Bytes the SOAP envelope and MIME framing add around the content, before recipients,
+#: and what each more recipient adds (protocol's figures; the config's floor uses them too).
+ENVELOPE_OVERHEAD = SUBMIT_ENVELOPE_BYTES
+RECIPIENT_OVERHEAD = RECIPIENT_ENVELOPE_BYTES
 #: "Any size": the budget of media that goes by link rather than inside an MM7 body.
 NO_BUDGET = 1 << 40
 #: The largest image a link fallback serves: about a phone screen (1920 x 1080) and 1 MiB.
 LINK_RENDITION_PIXELS = 1920 * 1080
 LINK_RENDITION_BYTES = 1 << 20
-#: What each more recipient adds (``<To><Number>+15555550123</Number></To>`` and slack).
-RECIPIENT_OVERHEAD = 64
 
 
 def envelope_overhead(recipients_per_submit: int, subject: str | None) -> int:

@@ -256,11 +256,15 @@ def test_at_least_one_mmsc_is_required() -> None:
     [
         (
             {"retry": {"initial_backoff_seconds": 10.0, "max_backoff_seconds": 5.0}},
-            "mmsc[0].retry",
-            "max_backoff_seconds must be >= initial_backoff_seconds",
+            "mmsc[0].retry.max_backoff_seconds",
+            "must be >= initial_backoff_seconds",
         ),
-        ({"tls_key_file": "KEY"}, "mmsc[0]", "tls_key_file needs tls_cert_file"),
-        ({"inbound_username": "u"}, "mmsc[0]", "inbound_username and inbound_password go together"),
+        ({"tls_key_file": "KEY"}, "mmsc[0].tls_key_file", "needs tls_cert_file"),
+        (
+            {"inbound_username": "u"},
+            "mmsc[0].inbound_password",
+            "required: inbound_username and inbound_password go together",
+        ),
         (
             {"tls_ca_file": "/nonexistent/ca.pem"},
             "mmsc[0].tls_ca_file",

@@ -89,7 +89,7 @@ def test_inbound_auth_none_with_credentials_or_allow_list_is_contradictory() -> 
         {"inbound_allow_ips": ["192.0.2.0/24"]},
     ):
         found = problems(config("127.0.0.1:8081", {"inbound_auth": "none", **extra}))
-        assert found["mmsc[0]"].startswith('inbound_auth = "none" says callbacks are open')
+        assert found["mmsc[0].inbound_auth"].startswith('"none" says callbacks are open')
     assert "mmsc[0].inbound_auth" in problems(config("127.0.0.1:8081", {"inbound_auth": "open"}))
 
 
