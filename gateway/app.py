@@ -46,6 +46,7 @@ from gateway.media.store import MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
+from gateway.ops.supervisor import WEBHOOK_TASK, RestartPolicy, Supervisor, route_task
 from gateway.outbound.content import MediaCache, RecentMessages
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
@@ -90,6 +91,7 @@ def route_settings(mmsc: MmscConfig) -> RouteSettings:
         status_overrides={int(code): cls for code, cls in mmsc.status_overrides.items()},
         slow_down_factor=retry.slow_down_factor,
         slow_down_recovery_seconds=retry.slow_down_recovery_seconds,
+        idle_probe_seconds=mmsc.idle_probe_seconds,
     )
 
 
@@ -178,6 +180,7 @@ class Gateway:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -185,6 +188,9 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
+        self.supervisor = Supervisor(
+            lambda task: self.metrics.task_restarts_total.labels(task=task).inc(), restart_policy
+        )
         self.data_dir = Path(config.gateway.data_dir)
         self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(self.data_dir / "media")
@@ -212,6 +218,7 @@ class Gateway:
                 check_store=self.store.check_writable,
                 circuits=lambda: {name: w.circuit for name, w in self.workers.items()},
                 queue_depths=lambda: self.queue.depth,
+                liveness=self._liveness,
             ),
         )
 
@@ -312,6 +319,7 @@ class Gateway:
             self.metrics,
             self.clock,
             self.rng,
+            spawn=lambda run: self.supervisor.spawn(WEBHOOK_TASK, run),
         )
         self.inbound = InboundService(
             self.store,
@@ -379,6 +387,10 @@ class Gateway:
         if label is not None:
             self.metrics.media_adaptations_total.labels(result=label).inc()
 
+    def _liveness(self) -> list[str]:
+        store = self.store.dead_reason()
+        return [*self.supervisor.dead(), *([f"store: {store}"] if store else [])]
+
     def _wake(self, route: str) -> None:
         worker = self.workers.get(route)
         if worker is not None:
@@ -409,7 +421,7 @@ class Gateway:
         )
         await self.outbox.start()
         for name, worker in self.workers.items():
-            self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
+            self.worker_tasks[name] = self.supervisor.spawn(route_task(name), worker.run)
         self._resume_task = asyncio.create_task(
             self.control.resume_cancels(), name="resume-cancels"
         )

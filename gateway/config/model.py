@@ -292,6 +292,9 @@ class MmscConfig(_Section):
     #: An animation that cannot fit even with frames dropped may be sent as its first
     #: frame (a still image); False: it goes to ``media_policy``'s fallback instead.
     allow_first_frame: Flag = True
+    #: Probe the MMSC (``HEAD`` of ``url``) after this many seconds without any exchange,
+    #: so a dead MMSC opens the circuit before traffic does; 0 = never.
+    idle_probe_seconds: NonNegative = 60.0
 
     @field_validator("version")
     @classmethod

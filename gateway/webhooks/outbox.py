@@ -19,7 +19,7 @@ import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import structlog
@@ -33,7 +33,7 @@ from gateway.webhooks.signing import SIGNATURE_HEADER, webhook_signature
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from gateway.ops.metrics import Metrics
     from gateway.store import Store
@@ -101,8 +101,13 @@ class Outbox:
         metrics: Metrics,
         clock: Callable[[], float],
         rng: random.Random,
+        *,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], asyncio.Task[None]]
+        | None = None,
     ) -> None:
         self.store = store
+        #: Starts the worker loop: the app's supervisor (restart on failure) in production.
+        self.spawn = spawn or (lambda run: asyncio.create_task(run(), name="webhook-outbox"))
         self.settings = settings
         self.secrets = secrets
         self.metrics = metrics
@@ -125,7 +130,7 @@ class Outbox:
             ),
         )
         await self.refresh_dead_gauge()
-        self.task = asyncio.create_task(self.run(), name="webhook-outbox")
+        self.task = self.spawn(self.run)
 
     async def stop(self) -> None:
         """Stop taking events; let attempts in flight finish (bounded by their timeout)."""
