@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from gateway.media.links import MediaLinks
 from gateway.media.store import MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.health import HealthSources, add_ops_routes
+from gateway.ops.listener_tls import ListenerTls
 from gateway.ops.metrics import Metrics
 from gateway.ops.supervisor import WEBHOOK_TASK, RestartPolicy, Supervisor, route_task
 from gateway.outbound.content import MediaCache, RecentMessages
@@ -195,6 +197,12 @@ class Gateway:
         self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(self.data_dir / "media")
         self.listeners = Listeners()
+        listen = config.listen
+        self.tls = (
+            ListenerTls(listen.tls_cert_file, listen.tls_key_file, listen.mm7_client_ca_file)
+            if listen.tls_cert_file is not None and listen.tls_key_file is not None
+            else None
+        )
         self.links = MediaLinks(
             ttl_seconds=float(config.gateway.media_url_ttl_seconds),
             base_url=self.base_url,
@@ -378,7 +386,8 @@ class Gateway:
         if "public_url" in section.model_fields_set or bound is None:
             return section.public_url
         host, port = bound
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     def _media_action(self, action: str) -> None:
         # Per-part pipeline actions onto the metric's labels; "too_large" parts only occur
@@ -426,8 +435,9 @@ class Gateway:
             self.control.resume_cancels(), name="resume-cancels"
         )
         listen = self.config.listen
-        self.listeners.api = await self._serve(self.api_app, listen.api)
-        self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
+        tls = self.tls
+        self.listeners.api = await self._serve(self.api_app, listen.api, tls.api if tls else None)
+        self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7, tls.mm7 if tls else None)
         self.listeners.ops = await self._serve(self.ops_app, listen.ops)
         log.info(
             "gateway started",
@@ -437,7 +447,13 @@ class Gateway:
             ops=self.listeners.ops,
         )
 
-    async def _serve(self, app: web.Application, address: Any) -> tuple[str, int]:
+    def reload_tls(self) -> bool:
+        """SIGHUP: the listeners' certificates are read again (see ``ListenerTls``)."""
+        return self.tls.reload() if self.tls is not None else False
+
+    async def _serve(
+        self, app: web.Application, address: Any, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
         runner = web.AppRunner(
             app,
             access_log=access_logger_for(app),  # None (off) for the ops listener
@@ -448,7 +464,9 @@ class Gateway:
             keepalive_timeout=self.config.listen.read_timeout_seconds,
         )
         await runner.setup()
-        site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, address.host, address.port, reuse_address=True, ssl_context=ssl_context
+        )
         await site.start()
         self.listeners.runners.append(runner)
         bound = runner.addresses[0]

@@ -190,6 +190,20 @@ class ListenSection(_Section):
     #: keep-alive) is closed, and so is one whose request body has not fully arrived this
     #: long after its headers.
     read_timeout_seconds: Seconds = 30.0
+    #: PEM certificate (chain) and key: the API and MM7 listeners serve HTTPS (reloaded on
+    #: SIGHUP). None: plain HTTP.
+    tls_cert_file: ExistingFile | None = None
+    tls_key_file: ExistingFile | None = None
+    #: CA bundle of the MMSCs' client certificates: the MM7 listener requires one (mTLS).
+    mm7_client_ca_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.mm7_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("mm7_client_ca_file needs tls_cert_file and tls_key_file (HTTPS)")
+        return self
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
