@@ -478,6 +478,7 @@ class Gateway:
         if resume is not None and not resume.done():
             resume.cancel()
             await asyncio.gather(resume, return_exceptions=True)
+        self.supervisor.stop()  # no restarts, no back-off waits while we stop
         # Stop intake first, so nothing new is accepted while we drain.
         for runner in self.listeners.runners[:1]:
             await runner.cleanup()

@@ -13,6 +13,7 @@ of ``run()`` (the component was asked to stop) ends supervision quietly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class Supervisor:
         self._restarts = restarts
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dead: dict[str, str] = {}
+        self._stopping = asyncio.Event()
 
     def spawn(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
         """Start supervising ``run`` under ``name``; the task ends when ``run`` returns."""
@@ -64,6 +66,11 @@ class Supervisor:
         task = asyncio.create_task(self._supervise(name, run), name=f"supervised-{name}")
         self._tasks[name] = task
         return task
+
+    def stop(self) -> None:
+        """Shutdown: restart nothing any more, and end the back-offs now (the components
+        are being stopped; none should wait out a pause first)."""
+        self._stopping.set()
 
     def dead(self) -> list[str]:
         """``"<task>: <why>"`` for each task that will not run again."""
@@ -101,7 +108,12 @@ class Supervisor:
                 log.exception(
                     "background task failed, restarting", task=name, failures=failures, delay=delay
                 )
+                if self._stopping.is_set():
+                    return
                 self._restarts(name)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    return
             else:
                 return

@@ -149,3 +149,20 @@ async def test_dead_store_thread_fails_calls_at_once_and_healthz(
     ]
     async with gw.session.get(gw.ops + "/readyz") as response:
         assert response.status == 503
+
+
+async def test_stop_ends_a_restart_back_off_instead_of_cancelling_after_the_grace(
+    tmp_path: Path, mock_mmsc: Any, run_gateway: Any
+) -> None:
+    mock = await mock_mmsc()
+    slow = RestartPolicy(initial_backoff_seconds=120.0, max_backoff_seconds=120.0)
+    gw = await run_gateway(make_config(tmp_path, mock.url), restart_policy=slow)
+    store = gw.gateway.store
+    store.claim_due, _ = failing(store.claim_due, None)
+    gw.gateway.workers["mock"].wake()
+    await eventually(lambda: restarts(gw, "route:mock") == 1, timeout=10)
+    task = gw.gateway.worker_tasks["mock"]
+    await gw.gateway.stop()  # the worker is waiting out a 120 s back-off
+    assert task.done()
+    assert not task.cancelled()  # it ended by itself, not at the end of the drain grace
+    assert gw.gateway.supervisor.dead() == []
