@@ -207,6 +207,7 @@ async def test_sighup_reloads_the_listener_certificate(tmp_path: Path) -> None:
     assert first != renewed
     daemon = Daemon(["serve", "--config", str(config)], tmp_path / "gateway.log")
     daemon.start()
+    assert daemon.process is not None
     try:
         deadline = asyncio.get_running_loop().time() + 20
         while True:
@@ -223,7 +224,7 @@ async def test_sighup_reloads_the_listener_certificate(tmp_path: Path) -> None:
         shutil.copy(tmp_path / "pki/renewed.pem", live / "server.pem")
         shutil.copy(tmp_path / "pki/renewed.key", live / "server.key")
         assert await served_serial(ports["api"], pki) == first  # nothing read before SIGHUP
-        daemon.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        daemon.process.send_signal(signal.SIGHUP)
         deadline = asyncio.get_running_loop().time() + 10
         while (served := await served_serial(ports["api"], pki)) != renewed:
             assert asyncio.get_running_loop().time() < deadline, served
@@ -231,7 +232,7 @@ async def test_sighup_reloads_the_listener_certificate(tmp_path: Path) -> None:
         assert await served_serial(ports["mm7"], pki) == renewed
         # A half-written certificate: the reload is refused, the renewed one stays.
         (live / "server.pem").write_text("-----BEGIN CERTIFICATE-----\ntruncated\n")
-        daemon.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        daemon.process.send_signal(signal.SIGHUP)
         await asyncio.sleep(0.5)
         assert daemon.alive()
         assert await served_serial(ports["api"], pki) == renewed
