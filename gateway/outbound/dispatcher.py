@@ -43,7 +43,7 @@ from protocol import (
 
 log = structlog.get_logger("gateway.outbound.dispatcher")
 
-#: Consecutive failed exchanges after which a route's circuit opens (``/readyz``: not ready;
+#: Consecutive failed exchanges after which a route's circuit opens (``/healthz/routes``;
 #: the worker sends one probe at a time, with growing pauses).
 CIRCUIT_OPEN_AFTER = 5
 #: Longest pause between probes of an open circuit: recovery is noticed within this time.
@@ -141,7 +141,7 @@ class RouteWorker:
             )
         counter.inc()
 
-    # -- state for /readyz ------------------------------------------------------------------
+    # -- state for /healthz/routes, /readyz's body and the circuit metric ----------------------
     @property
     def circuit(self) -> str:
         if self.consecutive_failures >= CIRCUIT_OPEN_AFTER:
