@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,9 +55,11 @@ from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
+from gateway.ops.listener_tls import ListenerTls
 from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
 from gateway.ops.sms_metrics import SmsMetrics
+from gateway.ops.supervisor import WEBHOOK_TASK, RestartPolicy, Supervisor, route_task
 from gateway.outbound.content import MediaCache, RecentMessages, encode_stored_submit
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
@@ -104,6 +107,7 @@ def route_settings(mmsc: MmscConfig) -> RouteSettings:
         status_overrides={int(code): cls for code, cls in mmsc.status_overrides.items()},
         slow_down_factor=retry.slow_down_factor,
         slow_down_recovery_seconds=retry.slow_down_recovery_seconds,
+        idle_probe_seconds=mmsc.idle_probe_seconds,
     )
 
 
@@ -195,6 +199,7 @@ class Gateway:
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        restart_policy: RestartPolicy | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -202,10 +207,19 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
+        self.supervisor = Supervisor(
+            lambda task: self.metrics.task_restarts_total.labels(task=task).inc(), restart_policy
+        )
         self.data_dir = Path(config.gateway.data_dir)
         self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(self.data_dir / "media")
         self.listeners = Listeners()
+        listen = config.listen
+        self.tls = (
+            ListenerTls(listen.tls_cert_file, listen.tls_key_file, listen.mm7_client_ca_file)
+            if listen.tls_cert_file is not None and listen.tls_key_file is not None
+            else None
+        )
         self.links = MediaLinks(
             ttl_seconds=float(config.gateway.media_url_ttl_seconds),
             base_url=self.base_url,
@@ -249,6 +263,7 @@ class Gateway:
                 check_store=self.store.check_writable,
                 circuits=lambda: {name: w.circuit for name, w in self.workers.items()},
                 queue_depths=lambda: self.queue.depth,
+                liveness=self._liveness,
             ),
         )
 
@@ -355,6 +370,7 @@ class Gateway:
             self.metrics,
             self.clock,
             self.rng,
+            spawn=lambda run: self.supervisor.spawn(WEBHOOK_TASK, run),
         )
         reply_owner = owner[0] or config.api_keys[0].name
 
@@ -527,7 +543,8 @@ class Gateway:
         if "public_url" in section.model_fields_set or bound is None:
             return section.public_url
         host, port = bound
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
     def _media_action(self, action: str) -> None:
         # Per-part pipeline actions onto the metric's labels; "too_large" parts only occur
@@ -535,6 +552,10 @@ class Gateway:
         label = {"first_frame": "adapted", "generated": None, "too_large": None}.get(action, action)
         if label is not None:
             self.metrics.media_adaptations_total.labels(result=label).inc()
+
+    def _liveness(self) -> list[str]:
+        store = self.store.dead_reason()
+        return [*self.supervisor.dead(), *([f"store: {store}"] if store else [])]
 
     def _wake(self, route: str) -> None:
         worker = self.workers.get(route)
@@ -576,13 +597,14 @@ class Gateway:
         if self.sms_worker is not None:
             await self.sms_worker.start()
         for name, worker in self.workers.items():
-            self.worker_tasks[name] = asyncio.create_task(worker.run(), name=f"route-{name}")
+            self.worker_tasks[name] = self.supervisor.spawn(route_task(name), worker.run)
         self._resume_task = asyncio.create_task(
             self.control.resume_cancels(), name="resume-cancels"
         )
         listen = self.config.listen
-        self.listeners.api = await self._serve(self.api_app, listen.api)
-        self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7)
+        tls = self.tls
+        self.listeners.api = await self._serve(self.api_app, listen.api, tls.api if tls else None)
+        self.listeners.mm7 = await self._serve(self.mm7_app, listen.mm7, tls.mm7 if tls else None)
         self.listeners.ops = await self._serve(self.ops_app, listen.ops)
         log.info(
             "gateway started",
@@ -592,7 +614,13 @@ class Gateway:
             ops=self.listeners.ops,
         )
 
-    async def _serve(self, app: web.Application, address: Any) -> tuple[str, int]:
+    def reload_tls(self) -> bool:
+        """SIGHUP: the listeners' certificates are read again (see ``ListenerTls``)."""
+        return self.tls.reload() if self.tls is not None else False
+
+    async def _serve(
+        self, app: web.Application, address: Any, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
         runner = web.AppRunner(
             app,
             access_log=access_logger_for(app),  # None (off) for the ops listener
@@ -603,7 +631,9 @@ class Gateway:
             keepalive_timeout=self.config.listen.read_timeout_seconds,
         )
         await runner.setup()
-        site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+        site = web.TCPSite(
+            runner, address.host, address.port, reuse_address=True, ssl_context=ssl_context
+        )
         await site.start()
         self.listeners.runners.append(runner)
         bound = runner.addresses[0]
@@ -615,6 +645,7 @@ class Gateway:
         if resume is not None and not resume.done():
             resume.cancel()
             await asyncio.gather(resume, return_exceptions=True)
+        self.supervisor.stop()  # no restarts, no back-off waits while we stop
         # Stop intake first, so nothing new is accepted while we drain.
         for runner in self.listeners.runners[:1]:
             await runner.cleanup()

@@ -1,4 +1,5 @@
-"""``mm7-gateway serve``: run the gateway until SIGTERM/SIGINT, then drain and exit."""
+"""``mm7-gateway serve``: run the gateway until SIGTERM/SIGINT, then drain and exit;
+SIGHUP reloads the listeners' TLS certificates."""
 
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ async def serve(config: GatewayConfig, shutdown: asyncio.Event | None = None) ->
         loop.add_signal_handler(signum, stop.set)
     gateway = Gateway(config)
     await gateway.start()
+    # SIGHUP: new listener certificates (e.g. renewed by an ACME client) without a restart.
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
     try:
         await stop.wait()
         log.info("shutting down")
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         await gateway.stop()
 
 

@@ -207,8 +207,12 @@ class ListenSection(_Section):
     mm7_max_body_bytes: Annotated[
         int, Strict(), Field(ge=DEFAULT_LIMITS.max_xml_bytes, le=64 * MIB)
     ] = DEFAULT_LIMITS.max_body_bytes
-    #: CA of the client certificates MMSCs must present on the MM7 listener (mTLS); with
-    #: it set, every route's callbacks count as authenticated.
+    #: PEM certificate (chain) and key: the API and MM7 listeners serve HTTPS (reloaded on
+    #: SIGHUP). None: plain HTTP.
+    tls_cert_file: ExistingFile | None = None
+    tls_key_file: ExistingFile | None = None
+    #: CA bundle of the MMSCs' client certificates: the MM7 listener requires one (mTLS),
+    #: and with it set every route's callbacks count as authenticated.
     mm7_client_ca_file: ExistingFile | None = None
 
     @model_validator(mode="after")
@@ -216,6 +220,10 @@ class ListenSection(_Section):
         problems = rules.listen_problems(dict(self))
         if problems:
             raise CrossCheckError(problems)
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.mm7_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("mm7_client_ca_file needs tls_cert_file and tls_key_file (HTTPS)")
         return self
 
 
@@ -355,6 +363,9 @@ class MmscConfig(_Section):
     #: DESIGN.md §13), ``none`` (a no-MMS route refuses media).
     fallback: Literal["none", "link", "sms"] = "link"
     fallback_on: tuple[FallbackCause, ...] = ("no_mms", "rejected", "failed", "expired")
+    #: Probe the MMSC (``HEAD`` of ``url``) after this many seconds without any exchange,
+    #: so a dead MMSC opens the circuit before traffic does; 0 = never.
+    idle_probe_seconds: NonNegative = 60.0
 
     @field_validator("version")
     @classmethod

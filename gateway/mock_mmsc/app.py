@@ -1,9 +1,10 @@
 """The mock MMSC's application factory: ``create_app(settings)`` wires everything.
 
-Routes: ``POST /mm7`` (``mm7.py``), ``/admin/*`` (``admin.py``), ``GET /metrics``. The
-callback HTTP session is opened and closed in a cleanup context, which also cancels the
-delivery reports still waiting when the app stops. Each app has its own Prometheus
-registry, so several mocks can run in one test process.
+Routes: ``POST /mm7`` and the ``GET``/``HEAD /mm7`` probe (``mm7.py``), ``/admin/*``
+(``admin.py``), ``GET /metrics``. The callback HTTP session is opened and closed in a
+cleanup context, which also cancels the delivery reports still waiting when the app
+stops. Each app has its own Prometheus registry, so several mocks can run in one test
+process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from gateway.mock_mmsc import admin
 from gateway.mock_mmsc.callbacks import CallbackClient
 from gateway.mock_mmsc.config import MockSettings
-from gateway.mock_mmsc.mm7 import handle_mm7
+from gateway.mock_mmsc.mm7 import handle_mm7, handle_probe
 from gateway.mock_mmsc.recorder import Recorder
 from gateway.mock_mmsc.state import STATE, MockState
 from gateway.mock_mmsc.stats import Metrics, Stats
@@ -54,6 +55,7 @@ def create_app(
     )
     app[STATE] = state
     app.router.add_post("/mm7", handle_mm7)
+    app.router.add_get("/mm7", handle_probe)  # and HEAD
     app.router.add_routes(admin.routes())
     app.router.add_get("/metrics", metrics)
     app.cleanup_ctx.append(_callback_session)

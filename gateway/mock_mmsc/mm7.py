@@ -23,7 +23,16 @@ from typing import Final
 from aiohttp import web
 
 from gateway.mock_mmsc.recorder import http_bytes
-from gateway.mock_mmsc.scenarios import Answer, Delay, Drop, HttpError, RequestView
+from gateway.mock_mmsc.scenarios import (
+    Answer,
+    Delay,
+    Drop,
+    DropConnection,
+    HttpError,
+    HttpError500,
+    Latency,
+    RequestView,
+)
 from gateway.mock_mmsc.state import STATE, MockState, Submission
 from gateway.mock_mmsc.stats import DROPPED, HTTP_500, UNAUTHORIZED
 from protocol import (
@@ -92,6 +101,33 @@ async def handle_mm7(request: web.Request) -> web.StreamResponse:
     if state.recorder is not None:
         await state.recorder.write(exchange, "in", "response", _raw_response(response))
     return response
+
+
+#: Scenarios that act before a request is read: the only ones a bodiless probe meets.
+_TRANSPORT_FAULTS: Final = (Latency, DropConnection, HttpError500)
+
+
+async def handle_probe(request: web.Request) -> web.StreamResponse:
+    """``GET``/``HEAD /mm7`` (a VASP checking the link): the transport faults apply as to
+    any request, otherwise 405 with ``Allow: POST``, as from a real SOAP endpoint."""
+    state = request.app[STATE]
+    view = RequestView("probe", 0, 0)
+    for scenario in state.chain:
+        if not isinstance(scenario, _TRANSPORT_FAULTS):
+            continue
+        action = scenario.apply(view, state.rng)
+        if isinstance(action, Delay):
+            await asyncio.sleep(action.seconds)
+        elif isinstance(action, Drop):
+            _count(state, view.message_type, DROPPED)
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response()
+        elif isinstance(action, HttpError):
+            _count(state, view.message_type, HTTP_500)
+            return web.Response(status=action.http_status, text="Internal Server Error\n")
+    _count(state, view.message_type, "405")
+    return web.Response(status=405, headers={"Allow": "POST"})
 
 
 def _raw_response(response: web.Response) -> bytes:

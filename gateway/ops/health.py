@@ -1,15 +1,19 @@
-"""Operations listener: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (able to work).
+"""Operations listener: ``/metrics``, ``/healthz`` (alive), ``/healthz/routes`` and
+``/readyz`` (able to accept work).
 
-``/readyz`` answers 200 only when the store accepts a write within
-``STORE_CHECK_TIMEOUT_SECONDS`` and no route's circuit is open; otherwise 503 with a JSON
-body whose ``reasons`` list says why, so a load balancer drains us and an operator
-sees the cause in one ``curl``.
+``/healthz`` answers 503 when a background task is dead for good or the store cannot run
+operations any more: a restart is the cure, so the orchestrator should do it.
+``/readyz`` answers 200 when the gateway can accept and store work, i.e. the store takes
+a write within ``STORE_CHECK_TIMEOUT_SECONDS``; otherwise 503 with a JSON body whose
+``reasons`` list says why. Route health (circuits) is reported in its body and in
+``/healthz/routes`` but never makes the whole gateway unready: one carrier being down must
+not take a healthy API out of a load balancer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -30,6 +34,8 @@ class HealthSources:
     circuits: Callable[[], Mapping[str, str]]
     #: Route name -> batches queued or in flight.
     queue_depths: Callable[[], Mapping[str, int]]
+    #: Why the process is not alive (dead tasks, a dead store); empty when it is.
+    liveness: Callable[[], Sequence[str]] = tuple
 
 
 SOURCES: web.AppKey[HealthSources] = web.AppKey("health_sources", HealthSources)
@@ -49,8 +55,22 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-async def healthz(_request: web.Request) -> web.Response:
+async def healthz(request: web.Request) -> web.Response:
+    problems = list(request.app[SOURCES].liveness())
+    if problems:
+        return web.json_response({"status": "dead", "reasons": problems}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def route_health(request: web.Request) -> web.Response:
+    """Each route's circuit and queue; 200 whatever their state (informational)."""
+    sources = request.app[SOURCES]
+    depths = sources.queue_depths()
+    routes = {
+        name: {"circuit": state, "queue": depths.get(name, 0)}
+        for name, state in sources.circuits().items()
+    }
+    return web.json_response({"routes": routes})
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -85,9 +105,6 @@ async def readyz(request: web.Request) -> web.Response:
     if store_problem is not None:
         problems.append(store_problem)
     routes = dict(sources.circuits())
-    problems.extend(
-        f"route {name}: circuit open" for name, state in routes.items() if state == "open"
-    )
     body = {
         "status": "ready" if not problems else "not_ready",
         "store": "ok" if store_problem is None else "error",
@@ -102,4 +119,5 @@ def add_ops_routes(app: web.Application, sources: HealthSources) -> None:
     app[SOURCES] = sources
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz/routes", route_health)
     app.router.add_get("/readyz", readyz)

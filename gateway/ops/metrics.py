@@ -32,6 +32,7 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 
 from gateway import __version__
+from gateway.ops.supervisor import WEBHOOK_TASK, route_task
 from protocol.messages import MM_DELIVERY_STATUSES
 
 OTHER: Final = "other"
@@ -64,6 +65,10 @@ WEBHOOK_OUTCOMES: Final = ("delivered", "retry", "dead_letter")
 MEDIA_RESULTS: Final = (
     "unchanged", "stripped", "adapted", "converted", "link_fallback", "rejected"
 )  # fmt: skip
+#: ``mm7gw_route_circuit_state{state}``: one 0/1 series per state of a route's circuit.
+CIRCUIT_STATES: Final = ("closed", "degraded", "open")
+#: ``mm7gw_route_probes_total{outcome}``: idle-route probes (see ``outbound/dispatcher.py``).
+PROBE_OUTCOMES: Final = ("ok", "failed")
 #: ``mm7gw_api_requests_total{method}``.
 HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: protocol names its leniencies in short snake_case and exposes no list of them, so the
@@ -223,6 +228,24 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.task_restarts_total = Counter(
+            "mm7gw_task_restarts_total",
+            "Background tasks (route workers, webhook outbox) restarted after a failure.",
+            ["task"],
+            registry=registry,
+        )
+        self.route_circuit_state = Gauge(
+            "mm7gw_route_circuit_state",
+            "Circuit state of each route: 1 for the current state, 0 for the others.",
+            ["mmsc", "state"],
+            registry=registry,
+        )
+        self.route_probes_total = Counter(
+            "mm7gw_route_probes_total",
+            "Probes of an idle route's MMSC by outcome (failed: connection error or 5xx).",
+            ["mmsc", "outcome"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "mm7gw_build_info",
             "Build information of the running gateway (value is always 1).",
@@ -253,6 +276,12 @@ class Metrics:
                 self.retries_total.labels(mmsc=name, reason=reason)
             for mm_status in MM_STATUSES:
                 self.delivery_reports_total.labels(mmsc=name, mm_status=mm_status)
+            for outcome in PROBE_OUTCOMES:
+                self.route_probes_total.labels(mmsc=name, outcome=outcome)
+            self.task_restarts_total.labels(task=route_task(name))
+            for state in CIRCUIT_STATES:  # the route worker makes them live
+                self.route_circuit_state.labels(mmsc=name, state=state)
+        self.task_restarts_total.labels(task=WEBHOOK_TASK)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhook_deliveries_total.labels(outcome=outcome)
         for result in MEDIA_RESULTS:

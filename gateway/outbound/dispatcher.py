@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from typing import Any
 import structlog
 
 from gateway.errors import GatewayError
-from gateway.ops.metrics import Metrics
+from gateway.ops.metrics import CIRCUIT_STATES, Metrics
 from gateway.outbound.content import (
     MediaCache,
     RecentMessages,
@@ -48,7 +49,7 @@ from protocol import (
 
 log = structlog.get_logger("gateway.outbound.dispatcher")
 
-#: Consecutive failed exchanges after which a route's circuit opens (``/readyz``: not ready;
+#: Consecutive failed exchanges after which a route's circuit opens (``/healthz/routes``;
 #: the worker sends one probe at a time, with growing pauses).
 CIRCUIT_OPEN_AFTER = 5
 #: Longest pause between probes of an open circuit: recovery is noticed within this time.
@@ -84,6 +85,9 @@ class RouteSettings:
     status_overrides: dict[int, str] = field(default_factory=dict)
     slow_down_factor: float = 0.5
     slow_down_recovery_seconds: float = 30.0
+    #: Probe the MMSC after this long without any exchange (0: never), so a dead MMSC
+    #: opens the circuit before traffic arrives.
+    idle_probe_seconds: float = 60.0
 
 
 class RouteWorker:
@@ -122,6 +126,8 @@ class RouteWorker:
         self.stopping = False
         self.consecutive_failures = 0
         self.last_slow_down = 0.0
+        self.last_exchange = time.monotonic()
+        self._probe_task: asyncio.Task[None] | None = None
         self.on_finished = on_finished
         # This route's metric children, resolved once: ``labels()`` costs microseconds a
         # call, several calls a message.
@@ -130,6 +136,15 @@ class RouteWorker:
         self._throttle_wait = metrics.throttle_wait_seconds.labels(mmsc=name)
         self._submit_latency = metrics.submit_latency_seconds.labels(mmsc=name)
         self._submit_requests: dict[str, Any] = {}
+        for state in CIRCUIT_STATES:
+            # Read at scrape time: the state is derived, there is no moment to set it.
+            metrics.route_circuit_state.labels(mmsc=name, state=state).set_function(
+                functools.partial(self._circuit_is, state)
+            )
+        self._probes = {
+            outcome: metrics.route_probes_total.labels(mmsc=name, outcome=outcome)
+            for outcome in ("ok", "failed")
+        }
 
     def _count_outcome(self, outcome: str) -> None:
         self.metrics.submission_outcomes_total.labels(mmsc=self.route.name, outcome=outcome).inc()
@@ -144,7 +159,7 @@ class RouteWorker:
             )
         counter.inc()
 
-    # -- state for /readyz ------------------------------------------------------------------
+    # -- state for /healthz/routes, /readyz's body and the circuit metric ----------------------
     @property
     def circuit(self) -> str:
         if self.consecutive_failures >= CIRCUIT_OPEN_AFTER:
@@ -152,6 +167,9 @@ class RouteWorker:
         if self.consecutive_failures > 0:
             return "degraded"
         return "closed"
+
+    def _circuit_is(self, state: str) -> float:
+        return 1.0 if self.circuit == state else 0.0
 
     def wake(self) -> None:
         self.wake_event.set()
@@ -176,7 +194,12 @@ class RouteWorker:
             if self.is_stopping():  # stop() may have run while we waited for a slot
                 self._release(slots)
                 break
-            batches = await self.store.claim_due(self.route.name, self.clock(), slots)
+            try:
+                batches = await self.store.claim_due(self.route.name, self.clock(), slots)
+            except BaseException:
+                # The supervisor restarts this loop: it must find its window slots free.
+                self._release(slots)
+                raise
             self._release(slots - len(batches))
             if not batches:
                 await self._idle()
@@ -211,10 +234,40 @@ class RouteWorker:
     async def _idle(self) -> None:
         # Clear before reading: a wake that arrives during the read is then not lost.
         self.wake_event.clear()
+        self._maybe_probe()
         next_due = await self.store.next_due_at(self.route.name)
         timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
+        probing = self._probe_task is not None and not self._probe_task.done()
+        if self.route.idle_probe_seconds > 0 and not probing:  # wake up for the next probe
+            until_probe = self.last_exchange + self.route.idle_probe_seconds - time.monotonic()
+            timeout = min(timeout, max(0.01, until_probe))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), timeout)
+
+    def _maybe_probe(self) -> None:
+        """Start a probe of an idle route's MMSC when one is due (in the background: the
+        loop keeps answering wake-ups while it runs)."""
+        every = self.route.idle_probe_seconds
+        if every <= 0 or self.in_flight or self.stopping:
+            return
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+        if time.monotonic() - self.last_exchange >= every:
+            self._probe_task = asyncio.create_task(self._probe(), name=f"probe-{self.route.name}")
+
+    async def _probe(self) -> None:
+        result = await self.client.probe()
+        self.last_exchange = time.monotonic()
+        if result.kind in ("network_error", "timeout", "http_error"):
+            # Only an unreachable MMSC or a 5xx counts against the circuit; 405 and the
+            # like still prove a live server behind the URL.
+            self.consecutive_failures += 1
+            self._probes["failed"].inc()
+            log.warning("idle MMSC probe failed", mmsc=self.route.name, error=result.error)
+        else:
+            self.consecutive_failures = 0
+            self._probes["ok"].inc()
+        self.wake_event.set()  # the loop's idle wait was not shortened while we ran
 
     def _sender_wait(self, message: MessageRecord) -> float:
         """Seconds until this message's sender may send again (per-sender rate); takes the
@@ -341,6 +394,7 @@ class RouteWorker:
 
     async def _record(self, batch: Batch, result: SendResult) -> None:
         now = self.clock()
+        self.last_exchange = time.monotonic()
         response = result.message
         if result.kind == "response" and isinstance(response, Response):
             info = status_info(response.status_code)
@@ -506,6 +560,9 @@ class RouteWorker:
         self.stopping = True
         self._stopped.set()
         self.wake_event.set()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            await asyncio.gather(self._probe_task, return_exceptions=True)
         self.window.release()  # unblock a loop waiting for a slot; we no longer claim
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace  # one budget for the loop and the in-flight work

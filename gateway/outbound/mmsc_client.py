@@ -107,6 +107,28 @@ class MmscClient:
         content_type, body = await self.encode_async(message)
         return await self.post(content_type, body)
 
+    async def probe(self) -> SendResult:
+        """A cheap ``HEAD`` of the MM7 URL (no MM7 message: the MMSC has nothing to act
+        on); any HTTP answer proves the MMSC reachable, its status says how healthy."""
+        if self._session is None:
+            raise RuntimeError("MmscClient.open() was not called")
+        started = time.monotonic()
+        try:
+            async with self._session.head(self.settings.url, allow_redirects=False) as response:
+                status = response.status
+        except TimeoutError:
+            return SendResult("timeout", time.monotonic() - started, error="timeout")
+        except (aiohttp.ClientError, OSError) as exc:
+            return SendResult(
+                "network_error", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+            )
+        return SendResult(
+            "response" if status < 500 else "http_error",
+            time.monotonic() - started,
+            http_status=status,
+            error=None if status < 500 else f"HTTP {status}",
+        )
+
     async def post(self, content_type: str, body: bytes) -> SendResult:
         if self._session is None:
             raise RuntimeError("MmscClient.open() was not called")

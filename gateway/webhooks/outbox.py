@@ -23,7 +23,7 @@ import ipaddress
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -38,7 +38,7 @@ from gateway.webhooks.signing import SIGNATURE_HEADER, webhook_signature
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from gateway.ops.metrics import Metrics
     from gateway.store import Store
@@ -125,8 +125,13 @@ class Outbox:
         metrics: Metrics,
         clock: Callable[[], float],
         rng: random.Random,
+        *,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], asyncio.Task[None]]
+        | None = None,
     ) -> None:
         self.store = store
+        #: Starts the worker loop: the app's supervisor (restart on failure) in production.
+        self.spawn = spawn or (lambda run: asyncio.create_task(run(), name="webhook-outbox"))
         self.settings = settings
         self.secrets = secrets
         self.metrics = metrics
@@ -153,7 +158,7 @@ class Outbox:
             ),
         )
         await self.refresh_dead_gauge()
-        self.task = asyncio.create_task(self.run(), name="webhook-outbox")
+        self.task = self.spawn(self.run)
 
     async def stop(self) -> None:
         """Stop taking events; let attempts in flight finish (bounded by their timeout)."""

@@ -42,8 +42,8 @@ async def mock_mmsc() -> AsyncIterator[Callable[..., Any]]:
 async def run_gateway() -> AsyncIterator[Callable[..., Any]]:
     started: list[RunningGateway] = []
 
-    async def start(config: GatewayConfig) -> RunningGateway:
-        gateway = Gateway(config)
+    async def start(config: GatewayConfig, **options: Any) -> RunningGateway:
+        gateway = Gateway(config, **options)
         await gateway.start()
         listeners = gateway.listeners
         assert listeners.api and listeners.mm7 and listeners.ops

@@ -66,6 +66,7 @@ def gateway_toml(
     gateway: dict[str, Any] | None = None,
     mmsc: dict[str, Any] | None = None,
     retry: dict[str, Any] | None = None,
+    listen: dict[str, Any] | None = None,
 ) -> str:
     """A gateway config: one route ``mock``, the given listener ports, warnings-only logs."""
     route: dict[str, Any] = {
@@ -81,7 +82,10 @@ def gateway_toml(
     return "\n".join(
         [
             _table("gateway", {"data_dir": str(data_dir), **(gateway or {})}),
-            _table("listen", {k: f"127.0.0.1:{ports[k]}" for k in ("api", "mm7", "ops")}),
+            _table(
+                "listen",
+                {**{k: f"127.0.0.1:{ports[k]}" for k in ("api", "mm7", "ops")}, **(listen or {})},
+            ),
             _table("logging", {"level": "warning", "format": "json"}),
             _table("api_keys", {"name": "rel", "key": API_KEY}, array=True),
             _table("mmsc", route, array=True),
@@ -257,7 +261,7 @@ class InProcessMock:
 
         @web.middleware
         async def count(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path == "/mm7":
+            if request.method == "POST" and request.path == "/mm7":  # not probes
                 posts.append(time.monotonic())
             response: web.StreamResponse = await handler(request)
             return response

@@ -8,7 +8,8 @@ Each phase queues more messages. Proven:
 * the gateway backs off: per-message attempts follow the exponential schedule (never
   more than the schedule allows for the time a message waited), the route never exceeds
   its token bucket even when every attempt fails, and 4006 slows the whole route down;
-* ``/readyz`` answers 503 with the route's circuit ``open`` during the outage, 200 after;
+* ``/readyz`` shows the route's circuit ``open`` during the outage but stays 200 (the
+  gateway still accepts and stores work), and ``closed`` after;
 * the queue grows while RSS does not grow with it (queued messages live in SQLite);
 * after recovery everything drains, within its validity.
 """
@@ -233,7 +234,7 @@ async def test_outage_backs_off_and_drains_after_recovery(tmp_path: Path) -> Non
     print(json.dumps(summary))
 
     for name, p in phases.items():
-        assert p["readyz"] == 503 and p["circuit"] == "open", (name, p)
+        assert p["readyz"] == 200 and p["circuit"] == "open", (name, p)
         # The token bucket holds even when every attempt fails (+ burst, + in-flight window).
         assert p["gateway_attempts"] <= TPS * p["seconds"] + TPS + 4, (name, p)
     # What the MMSC saw is what the gateway says it sent (nothing reached a stopped MMSC).

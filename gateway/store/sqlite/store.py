@@ -54,6 +54,13 @@ from gateway.store.sqlite.parts import parts_to_json
 T = TypeVar("T")
 _MAX_GROUP: Final = 512
 _STOP: Final = object()
+#: Deadline of one store call, queueing included: far above a healthy group commit (ms),
+#: short enough that a stuck store shows as errors instead of requests hanging forever.
+CALL_TIMEOUT_SECONDS: Final = 30.0
+
+
+class _BrokenConnection(Exception):  # noqa: N818 - a signal, not an error for callers
+    """The connection could not be rolled back: reconnect before the next group."""
 
 
 class _Op:
@@ -102,9 +109,17 @@ class SqliteStore:
     #: One process per database file (see ``take_send_token``).
     shared = False
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        call_timeout: float = CALL_TIMEOUT_SECONDS,
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.call_timeout = call_timeout
+        self._failure: str | None = None
         self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -144,6 +159,21 @@ class SqliteStore:
             return
         self._conn = conn
         ready.set_result(None)
+        try:
+            self._serve(conn)
+        except BaseException as exc:
+            # Whatever ended the thread, callers must not wait for it: record why (for
+            # /healthz and every later call) and fail what is still queued.
+            self._failure = f"store thread ended: {type(exc).__name__}: {exc}"[:300]
+            self._fail_queued()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+
+    def _serve(self, conn: sqlite3.Connection) -> None:
         stopping = False
         while not stopping:
             group: list[_Op] = []
@@ -161,8 +191,31 @@ class SqliteStore:
                 except queue.Empty:
                     break
             if group:
-                self._run_group(conn, group)
-        conn.close()
+                try:
+                    self._run_group(conn, group)
+                except _BrokenConnection:
+                    # The rollback failed: the connection's state is unknown. Start afresh
+                    # (a failure to reconnect ends the thread, reported as dead).
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
+                    self._conn = None
+                    conn = self._conn = self._connect()
+                except BaseException as exc:
+                    failure = StoreError(f"store thread failed: {type(exc).__name__}: {exc}")
+                    _deliver([(op, None, failure) for op in group])
+                    raise
+
+    def _fail_queued(self) -> None:
+        error = StoreError(self._failure or "store is closed")
+        failed: list[tuple[_Op, Any, BaseException | None]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Op):
+                failed.append((item, None, error))
+        _deliver(failed)
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
         results: list[tuple[_Op, Any, BaseException | None]] = []
@@ -198,19 +251,40 @@ class SqliteStore:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             # The commit itself failed: nothing of this group is durable.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             error = StoreError(f"database commit failed: {exc}")
             _deliver([(op, None, error) for op in group])
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error as rollback_failure:
+                raise _BrokenConnection from rollback_failure
             return
         _deliver(results)
+
+    def dead_reason(self) -> str | None:
+        """None while the store thread runs operations, else why it does not (/healthz)."""
+        if self._failure is not None:
+            return self._failure
+        if self._thread is not None and not self._thread.is_alive():
+            return "store thread is not running"
+        return None
 
     async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
         if self._thread is None:
             raise StoreError("store is not open")
+        dead = self.dead_reason()
+        if dead is not None:
+            raise StoreError(dead)
         op = _Op(fn, write, asyncio.get_running_loop())
         self._queue.put(op)
-        result: T = await op.future
+        try:
+            # On timeout the future is cancelled: an operation still queued is then
+            # skipped by the store thread; one already running may still commit.
+            result: T = await asyncio.wait_for(op.future, self.call_timeout)
+        except TimeoutError:
+            raise StoreError(
+                self.dead_reason() or f"store call not done within {self.call_timeout:g} s"
+            ) from None
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
