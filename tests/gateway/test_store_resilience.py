@@ -90,3 +90,34 @@ async def test_a_stuck_store_thread_yields_store_error_within_the_deadline(
     finally:
         release.set()
         await store.close()
+
+
+async def test_a_cancelled_caller_stays_cancelled_when_its_operation_just_finished(tmp_path):
+    """The store answered and the caller was cancelled in the same loop turn: the caller
+    must end cancelled. (asyncio.wait_for on Python 3.11 returned the result instead, so a
+    cancelled background task ran on and the stop() waiting for it hung.)"""
+    import asyncio
+    import threading
+    import time
+
+    from gateway.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        started, release = threading.Event(), threading.Event()
+
+        def op(conn):
+            started.set()
+            release.wait(5)
+            return 1
+
+        task = asyncio.ensure_future(store.write(op))
+        await asyncio.to_thread(started.wait, 5)
+        release.set()
+        time.sleep(0.3)  # blocks the loop: the store thread finishes and queues its answer
+        task.cancel()  # ... and the cancel lands in the same loop turn as that answer
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+    finally:
+        await store.close()

@@ -280,7 +280,11 @@ class SqliteStore:
         try:
             # On timeout the future is cancelled: an operation still queued is then
             # skipped by the store thread; one already running may still commit.
-            result: T = await asyncio.wait_for(op.future, self.call_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses the caller's
+            # cancellation when the future completes at the same moment (the cancelled
+            # task then runs on, and a stop() waiting for it hangs).
+            async with asyncio.timeout(self.call_timeout):
+                result: T = await op.future
         except TimeoutError:
             raise StoreError(
                 self.dead_reason() or f"store call not done within {self.call_timeout:g} s"
