@@ -62,9 +62,14 @@ def test_each_way_of_authenticating_a_route_is_accepted(route: dict[str, Any]) -
 
 
 def test_client_certificates_on_the_listener_authenticate_every_route(tmp_path: Path) -> None:
-    ca = tmp_path / "mmsc-ca.pem"
-    ca.write_text("x")
-    data = config("0.0.0.0:8081", {}, {}, mm7_client_ca_file=str(ca))
+    ca, cert, key = (tmp_path / n for n in ("mmsc-ca.pem", "server.pem", "server.key"))
+    for path in (ca, cert, key):
+        path.write_text("x")
+    # mTLS on the listener needs HTTPS there (tls_cert_file and tls_key_file).
+    data = config(
+        "0.0.0.0:8081", {}, {},
+        mm7_client_ca_file=str(ca), tls_cert_file=str(cert), tls_key_file=str(key),
+    )  # fmt: skip
     assert problems(data) == {}
     missing = config("0.0.0.0:8081", {}, mm7_client_ca_file=str(tmp_path / "absent.pem"))
     assert "file not found" in problems(missing)["listen.mm7_client_ca_file"]
