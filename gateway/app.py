@@ -35,6 +35,7 @@ from gateway.api.routes import (
     add_routes,
 )
 from gateway.config.model import GatewayConfig, MmscConfig
+from gateway.config.pools import PoolConfig, quiet_window
 from gateway.inbound.deliver import InboundService, InboundSettings
 from gateway.inbound.delivery import ReportService
 from gateway.inbound.handlers import CallbackHandlers
@@ -52,6 +53,7 @@ from gateway.outbound.content import MediaCache, RecentMessages
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
 from gateway.outbound.mmsc_client import ClientSettings, MmscClient
+from gateway.outbound.pools import PoolSenderSpec, PoolSpec, SenderPool
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import SubmitRequest
 from gateway.outbound.retry import RetryPolicy
@@ -127,6 +129,16 @@ def route_limits(mmsc: MmscConfig) -> RouteLimits:
     )
 
 
+def pool_spec(pool: PoolConfig) -> PoolSpec:
+    return PoolSpec(
+        name=pool.name,
+        consent=pool.consent,
+        senders=tuple(PoolSenderSpec(s.address, s.carries_mms, s.rate) for s in pool.sender),
+        quiet=quiet_window(pool.quiet_hours) if pool.quiet_hours else None,
+        max_per_day=pool.max_per_recipient_per_day,
+    )
+
+
 def peers(config: GatewayConfig) -> dict[str, Peer]:
     """Who may call back on each route, and how they authenticate."""
     return {
@@ -187,6 +199,7 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
+        self.metrics.add_pools({p.name: [s.address for s in p.sender] for p in config.pool})
         self.data_dir = Path(config.gateway.data_dir)
         self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(self.data_dir / "media")
@@ -250,6 +263,10 @@ class Gateway:
             [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
         )
         self.clients = {m.name: MmscClient(client_settings(m)) for m in config.mmsc}
+        # Each pool sender's own rate holds on whichever route carries its messages.
+        sender_tps = {
+            s.address: rate for p in config.pool for s in p.sender if (rate := s.rate) is not None
+        }
         self.workers = {
             m.name: RouteWorker(
                 route_settings(m),
@@ -262,6 +279,7 @@ class Gateway:
                 rng=self.rng,
                 recent=self.recent,
                 shared_rate=self.store.take_send_token if self.store.shared else None,
+                sender_tps=sender_tps,
             )
             for m in config.mmsc
         }
@@ -286,6 +304,9 @@ class Gateway:
             link_for=self.links.url,
             allow_private_callbacks=config.webhooks.allow_private_urls,
             optout=OptOut(self.store, {m.name: m.sender for m in config.mmsc}),
+            pools={p.name: SenderPool(pool_spec(p)) for p in config.pool},
+            on_pool_send=self.metrics.pool_send,
+            on_refusal=self.metrics.consent_refusal,
         )
         self.control = MessageControl(
             store=self.store,

@@ -28,6 +28,7 @@ _FIELDS: Final = frozenset(
         "expires_at",
         "callback_url",
         "client_ref",
+        "pool",
     }
 )
 
@@ -150,6 +151,11 @@ def parse_submit(
         if not isinstance(priority, str) or priority.lower() not in _PRIORITIES:
             raise ValidationError("priority must be normal, high or low", field="priority")
         priority = _PRIORITIES[priority.lower()]
+    pool = _optional_str(body, "pool", 64)
+    if pool is not None and body.get("from") is not None:
+        raise ValidationError(
+            "give either from or pool (the pool chooses the sender)", field="pool"
+        )
     callback_url = _optional_str(body, "callback_url", 2048)
     if callback_url is not None and not callback_url.startswith(("http://", "https://")):
         raise ValidationError("callback_url must be an http(s) URL", field="callback_url")
@@ -171,6 +177,7 @@ def parse_submit(
         ),
         callback_url=callback_url,
         client_ref=_optional_str(body, "client_ref", 128),
+        pool=pool,
     )
     if not request.text and not request.media and not request.subject:
         raise ValidationError(

@@ -87,8 +87,9 @@ class PoolSender(_Section):
             raise ValueError("a short_code must be 3-8 digits")
         elif self.kind == "alphanumeric":
             if not _ALPHANUMERIC.match(address):
-                raise ValueError("an alphanumeric sender is 1-11 of A-Z, 0-9, space . _ - "
-                                 "with at least one letter")
+                raise ValueError(
+                    "an alphanumeric sender is 1-11 of A-Z, 0-9, space . _ - with a letter"
+                )
             if self.mms:
                 # Nothing can be sent back to an alphanumeric id (no reply, no STOP), and
                 # carriers deliver MMS only from numbers that can receive.
@@ -134,7 +135,9 @@ def pool_problems(pools: Sequence[PoolConfig]) -> list[ConfigProblem]:
     for index, pool in enumerate(pools):
         if pool.name in names:
             problems.append(
-                ConfigProblem(f"pool[{index}].name", f"duplicate: already used by pool[{names[pool.name]}]")
+                ConfigProblem(
+                    f"pool[{index}].name", f"duplicate: already used by pool[{names[pool.name]}]"
+                )
             )
         names.setdefault(pool.name, index)
         for number, sender in enumerate(pool.sender):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+from gateway.errors import ForbiddenError
+
 #: Recipient states after which nothing more will happen (a stale report cannot undo them).
 FINAL_RECIPIENT_STATES: Final = frozenset(
     {"delivered", "read", "failed", "expired", "rejected", "canceled"}
@@ -29,6 +31,17 @@ class PartRef:
 REFUSAL_CODES: Final = ("consent_required", "recipient_opted_out", "frequency_capped")
 CONSENT_STATUSES: Final = ("opted_in", "opted_out")
 DAY_SECONDS: Final = 86_400.0
+
+
+class RecipientsRefused(ForbiddenError):  # noqa: N818 - read as a condition, like its siblings
+    """Every recipient was refused (403 with the first one's code); nothing was stored.
+
+    ``refusals``: ``(index, code)`` of each, for the refusal metrics.
+    """
+
+    def __init__(self, message: str, *, code: str, refusals: list[tuple[int, str]]) -> None:
+        super().__init__(message, field="to", code=code)
+        self.refusals = refusals
 
 
 @dataclass(frozen=True, slots=True)

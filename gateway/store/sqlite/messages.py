@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Final
 
-from gateway.errors import ForbiddenError, IdempotencyConflict, StoreError
+from gateway.errors import IdempotencyConflict, StoreError
 from gateway.store.records import (
     FINAL_RECIPIENT_STATES,
     Batch,
@@ -21,6 +21,7 @@ from gateway.store.records import (
     NewMessage,
     PartRef,
     RecipientRecord,
+    RecipientsRefused,
     plan_batches,
 )
 from gateway.store.sqlite import pools
@@ -77,8 +78,10 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
     if len(refused) == len(new.recipients):
         # Nothing to send: no message at all, and the client learns why (DESIGN §12).
         code, text = refused[min(refused)]
-        raise ForbiddenError(
-            f"every recipient was refused ({text})", field="to", code=code
+        raise RecipientsRefused(
+            f"every recipient was refused ({text})",
+            code=code,
+            refusals=[(i, why[0]) for i, why in sorted(refused.items())],
         )
     conn.execute(
         "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "

@@ -91,12 +91,11 @@ def refusals(conn: sqlite3.Connection, new: NewMessage, now: float) -> dict[int,
         status = row[0] if row is not None else None
         if status == "opted_out":
             refused[index] = (
-                "recipient_opted_out", f"the recipient opted out of pool {rules.pool}"
+                "recipient_opted_out",
+                f"the recipient opted out of pool {rules.pool}",
             )
         elif rules.consent == "opt_in" and status != "opted_in":
-            refused[index] = (
-                "consent_required", f"pool {rules.pool} needs a recorded opt-in"
-            )
+            refused[index] = ("consent_required", f"pool {rules.pool} needs a recorded opt-in")
         elif rules.max_per_day is not None:
             sent = conn.execute(
                 "SELECT COUNT(*) FROM pool_sends WHERE pool = ? AND number = ? AND at > ?",
