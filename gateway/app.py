@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from gateway import __version__
 from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
+from gateway.api.pools import ConsentRoutes
 from gateway.api.read_deadline import read_deadline_middleware
 from gateway.api.routes import (
     CONTROL,
@@ -35,11 +36,18 @@ from gateway.api.routes import (
     add_routes,
 )
 from gateway.config.model import GatewayConfig, MmscConfig
-from gateway.config.pools import PoolConfig, quiet_window
+from gateway.config.pools import DEFAULT_HELP_KEYWORDS, PoolConfig, quiet_window
 from gateway.inbound.deliver import InboundService, InboundSettings
 from gateway.inbound.delivery import ReportService
 from gateway.inbound.handlers import CallbackHandlers
-from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
+from gateway.inbound.keywords import (
+    OptOutConfirmations,
+    OptOutPolicy,
+    PoolKeywordPolicy,
+    PoolKeywords,
+    Reply,
+    normalise_keyword,
+)
 from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
@@ -136,6 +144,28 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         senders=tuple(PoolSenderSpec(s.address, s.carries_mms, s.rate) for s in pool.sender),
         quiet=quiet_window(pool.quiet_hours) if pool.quiet_hours else None,
         max_per_day=pool.max_per_recipient_per_day,
+    )
+
+
+def pool_keywords(config: GatewayConfig) -> PoolKeywords:
+    """Each pool's keywords (unset: the ``[optout]`` STOP/START lists, HELP and INFO)."""
+
+    def words(given: tuple[str, ...] | None, default: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(normalise_keyword(w) for w in (given or default))
+
+    optout = config.optout
+    return PoolKeywords(
+        (
+            [s.address for s in p.sender],
+            PoolKeywordPolicy(
+                pool=p.name,
+                stop=words(p.stop_keywords, optout.stop_keywords),
+                start=words(p.start_keywords, optout.start_keywords),
+                help=words(p.help_keywords, DEFAULT_HELP_KEYWORDS),
+                texts={"stop": p.stop_text, "start": p.start_text, "help": p.help_text},
+            ),
+        )
+        for p in config.pool
     )
 
 
@@ -391,6 +421,7 @@ class Gateway:
                 build_reply,
                 texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
             ),
+            pool_keywords=pool_keywords(config),
         )
         handlers = CallbackHandlers(
             reports=ReportService(self.store, self.metrics, self.clock),
@@ -402,6 +433,9 @@ class Gateway:
         self.listener = Mm7Listener(peers(config), handlers.as_handlers(), self.metrics)
         self.listener.add_routes(self.mm7_app)
         InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
+            self.api_app
+        )
+        ConsentRoutes(self.store, frozenset(p.name for p in config.pool), self.clock).add_routes(
             self.api_app
         )
 

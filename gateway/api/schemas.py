@@ -51,6 +51,10 @@ def _timestamp(raw: object, field_name: str) -> float:
     raise ValidationError(f"{field_name} must be an ISO 8601 time with zone", field=field_name)
 
 
+#: ISO 8601 with a zone (or Unix seconds) -> Unix time, for other endpoints' time fields.
+parse_time = _timestamp
+
+
 def _optional_str(body: dict[str, Any], key: str, max_len: int) -> str | None:
     value = body.get(key)
     if value is None:

@@ -112,7 +112,7 @@ def plan_batches(
     for index, route in enumerate(new.recipient_routes):
         if index not in refused:
             groups.setdefault((route, new.sender_of(index), new.due_of(index)), []).append(index)
-    plan = []
+    plan: list[tuple[str, str | None, float, list[int]]] = []
     for (route, sender, due), members in groups.items():
         size = max(1, new.batch_sizes.get(route, 1))
         plan.extend(
