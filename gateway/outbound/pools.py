@@ -20,9 +20,6 @@ from phonenumbers import timezone as number_timezones
 from gateway.errors import ValidationError
 from gateway.store.records import NewMessage, PoolRules
 
-#: A recipient whose zones keep some window quiet at every hour cannot move forever.
-_MAX_STEPS = 8
-
 
 @dataclass(frozen=True, slots=True)
 class PoolSenderSpec:
@@ -94,31 +91,38 @@ def zones_for(number: str) -> tuple[ZoneInfo, ...]:
     return tuple(zones) or (ZoneInfo("UTC"),)
 
 
-def _quiet_end(when: float, zone: ZoneInfo, quiet: tuple[int, int]) -> float:
-    """``when`` if it is outside the window in ``zone``, else the window's end (UTC)."""
+def _quiet_in(when: float, zone: ZoneInfo, quiet: tuple[int, int]) -> bool:
     local = datetime.fromtimestamp(when, UTC).astimezone(zone)
     minute = local.hour * 60 + local.minute
     start, end = quiet
-    inside = start <= minute < end if start < end else (minute >= start or minute < end)
-    if not inside:
-        return when
-    day = local.date() if minute < end else local.date() + timedelta(days=1)
-    ends = datetime(day.year, day.month, day.day, end // 60, end % 60, tzinfo=zone)
-    return max(when, ends.timestamp())
+    return start <= minute < end if start < end else (minute >= start or minute < end)
+
+
+def _window_ends(now: float, zone: ZoneInfo, quiet: tuple[int, int]) -> list[float]:
+    """The window's end on the local days around ``now`` (UTC times at or after ``now``)."""
+    today = datetime.fromtimestamp(now, UTC).astimezone(zone).date()
+    ends = []
+    for offset in range(-1, 3):
+        day = today + timedelta(days=offset)
+        end = datetime(day.year, day.month, day.day, quiet[1] // 60, quiet[1] % 60, tzinfo=zone)
+        if end.timestamp() >= now:
+            ends.append(end.timestamp())
+    return ends
 
 
 def earliest_allowed(number: str, quiet: tuple[int, int] | None, now: float) -> float:
     """The first time at or after ``now`` outside the quiet window in every zone of the
-    number (several zones: the strictest, i.e. the latest end)."""
+    number: a number with several zones gets the strictest reading (it waits until the
+    window has ended everywhere). Zones whose windows together cover the whole day leave
+    no such time: the latest end of a window then."""
     if quiet is None:
         return now
-    when = now
-    for _ in range(_MAX_STEPS):
-        later = max(_quiet_end(when, zone, quiet) for zone in zones_for(number))
-        if later == when:
-            break
-        when = later
-    return when
+    zones = zones_for(number)
+    candidates = sorted({now, *(t for z in zones for t in _window_ends(now, z, quiet))})
+    for when in candidates:
+        if not any(_quiet_in(when, zone, quiet) for zone in zones):
+            return when
+    return max(min(_window_ends(now, z, quiet)) for z in zones)
 
 
 def assign_senders(
