@@ -473,8 +473,9 @@ class SubmissionService:
         try:
             record, created = await self.store.create_message(new)
         except RecipientsRefused as exc:
-            for _, reason in exc.refusals:
-                self.on_refusal(pool.spec.name if pool else "", reason)
+            if pool is not None:
+                for _, reason in exc.refusals:
+                    self.on_refusal(pool.spec.name, reason)
             raise
         refused = {i for i, r in enumerate(record.recipients) if r.status == "rejected"}
         if created and pool is not None:
