@@ -27,6 +27,7 @@ from gateway import __version__
 from gateway.api.body import body_limit_middleware
 from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
+from gateway.api.pools import ConsentRoutes
 from gateway.api.read_deadline import read_deadline_middleware
 from gateway.api.routes import (
     CONTROL,
@@ -39,6 +40,7 @@ from gateway.api.routes import (
 )
 from gateway.api.sms import SmsRoutes
 from gateway.config.model import GatewayConfig, MmscConfig
+from gateway.config.pools import DEFAULT_HELP_KEYWORDS, PoolConfig, quiet_window
 from gateway.console.charts import CounterSampler
 from gateway.console.context import PREFIX as CONSOLE_PREFIX
 from gateway.console.context import ConsoleDeps, RouteStatus
@@ -46,7 +48,14 @@ from gateway.console.routes import add_console
 from gateway.inbound.deliver import InboundService, InboundSettings
 from gateway.inbound.delivery import ReportService
 from gateway.inbound.handlers import CallbackHandlers
-from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
+from gateway.inbound.keywords import (
+    OptOutConfirmations,
+    OptOutPolicy,
+    PoolKeywordPolicy,
+    PoolKeywords,
+    Reply,
+    normalise_keyword,
+)
 from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
@@ -64,6 +73,7 @@ from gateway.outbound.content import MediaCache, RecentMessages, encode_stored_s
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
 from gateway.outbound.mmsc_client import ClientSettings, MmscClient
+from gateway.outbound.pools import PoolSenderSpec, PoolSpec, SenderPool
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import SubmitRequest
 from gateway.outbound.retry import RetryPolicy
@@ -145,6 +155,38 @@ def route_limits(mmsc: MmscConfig) -> RouteLimits:
     )
 
 
+def pool_spec(pool: PoolConfig) -> PoolSpec:
+    return PoolSpec(
+        name=pool.name,
+        consent=pool.consent,
+        senders=tuple(PoolSenderSpec(s.address, s.carries_mms, s.rate) for s in pool.sender),
+        quiet=quiet_window(pool.quiet_hours) if pool.quiet_hours else None,
+        max_per_day=pool.max_per_recipient_per_day,
+    )
+
+
+def pool_keywords(config: GatewayConfig) -> PoolKeywords:
+    """Each pool's keywords (unset: the ``[optout]`` STOP/START lists, HELP and INFO)."""
+
+    def words(given: tuple[str, ...] | None, default: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(normalise_keyword(w) for w in (given or default))
+
+    optout = config.optout
+    return PoolKeywords(
+        (
+            [s.address for s in p.sender],
+            PoolKeywordPolicy(
+                pool=p.name,
+                stop=words(p.stop_keywords, optout.stop_keywords),
+                start=words(p.start_keywords, optout.start_keywords),
+                help=words(p.help_keywords, DEFAULT_HELP_KEYWORDS),
+                texts={"stop": p.stop_text, "start": p.start_text, "help": p.help_text},
+            ),
+        )
+        for p in config.pool
+    )
+
+
 def peers(config: GatewayConfig) -> dict[str, Peer]:
     """Who may call back on each route, and how they authenticate."""
     return {
@@ -210,6 +252,7 @@ class Gateway:
         self.supervisor = Supervisor(
             lambda task: self.metrics.task_restarts_total.labels(task=task).inc(), restart_policy
         )
+        self.metrics.add_pools({p.name: [s.address for s in p.sender] for p in config.pool})
         self.data_dir = Path(config.gateway.data_dir)
         self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
         self.media_store = MediaStore(self.data_dir / "media")
@@ -282,6 +325,10 @@ class Gateway:
             [RouteRule(m.name, tuple(m.prefixes), m.route_default) for m in config.mmsc]
         )
         self.clients = {m.name: MmscClient(client_settings(m)) for m in config.mmsc}
+        # Each pool sender's own rate holds on whichever route carries its messages.
+        sender_tps = {
+            s.address: rate for p in config.pool for s in p.sender if (rate := s.rate) is not None
+        }
         self.workers = {
             m.name: RouteWorker(
                 route_settings(m),
@@ -294,6 +341,7 @@ class Gateway:
                 rng=self.rng,
                 recent=self.recent,
                 shared_rate=self.store.take_send_token if self.store.shared else None,
+                sender_tps=sender_tps,
             )
             for m in config.mmsc
         }
@@ -318,6 +366,9 @@ class Gateway:
             link_for=self.links.url,
             allow_private_callbacks=config.webhooks.allow_private_urls,
             optout=OptOut(self.store, {m.name: m.sender for m in config.mmsc}),
+            pools={p.name: SenderPool(pool_spec(p)) for p in config.pool},
+            on_pool_send=self.metrics.pool_send,
+            on_refusal=self.metrics.consent_refusal,
         )
         self.control = MessageControl(
             store=self.store,
@@ -408,6 +459,7 @@ class Gateway:
                 build_reply,
                 texts={"stop": section.confirmation_text, "start": section.start_confirmation_text},
             ),
+            pool_keywords=pool_keywords(config),
         )
         handlers = CallbackHandlers(
             reports=ReportService(self.store, self.metrics, self.clock),
@@ -424,6 +476,9 @@ class Gateway:
         )
         self.listener.add_routes(self.mm7_app)
         InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
+            self.api_app
+        )
+        ConsentRoutes(self.store, frozenset(p.name for p in config.pool), self.clock).add_routes(
             self.api_app
         )
 

@@ -82,6 +82,7 @@ def metric_sample_names() -> set[str]:
     # Open-ended label sets have no zero series: create one so their names appear.
     metrics.leniencies("route", ["missing_start"])
     metrics.api_request("GET", "/v1/messages/{id}", 200)
+    metrics.add_pools({"pool": ["12345"]})  # series per configured pool
     return {s.name for family in registry.collect() for s in family.samples}
 
 

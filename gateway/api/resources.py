@@ -21,6 +21,7 @@ def message_resource(record: MessageRecord) -> dict[str, Any]:
         "status": record.status,
         "route": record.route,
         "from": record.sender,
+        "pool": record.pool,
         "to": [r.address for r in record.recipients],
         "subject": record.subject,
         "client_ref": record.client_ref,
@@ -28,6 +29,7 @@ def message_resource(record: MessageRecord) -> dict[str, Any]:
         "recipients": [
             {
                 "to": r.address,
+                "from": r.sender,
                 "status": r.status,
                 "mm7_message_id": r.mm7_message_id,
                 "error": r.error,

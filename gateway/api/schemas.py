@@ -29,6 +29,7 @@ _FIELDS: Final = frozenset(
         "expires_at",
         "callback_url",
         "client_ref",
+        "pool",
     }
 )
 
@@ -104,6 +105,10 @@ def check_unicode(body: object) -> None:
                 pending.append((path, item))
         elif isinstance(value, list):
             pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+
+
+#: ISO 8601 with a zone (or Unix seconds) -> Unix time, for other endpoints' time fields.
+parse_time = _timestamp
 
 
 def _optional_str(body: dict[str, Any], key: str, max_len: int) -> str | None:
@@ -208,6 +213,11 @@ def parse_submit(
         if not isinstance(priority, str) or priority.lower() not in _PRIORITIES:
             raise ValidationError("priority must be normal, high or low", field="priority")
         priority = _PRIORITIES[priority.lower()]
+    pool = _optional_str(body, "pool", 64)
+    if pool is not None and body.get("from") is not None:
+        raise ValidationError(
+            "give either from or pool (the pool chooses the sender)", field="pool"
+        )
     callback_url = _optional_str(body, "callback_url", 2048)
     if callback_url is not None and not callback_url.startswith(("http://", "https://")):
         raise ValidationError("callback_url must be an http(s) URL", field="callback_url")
@@ -229,6 +239,7 @@ def parse_submit(
         ),
         callback_url=callback_url,
         client_ref=_optional_str(body, "client_ref", 128),
+        pool=pool,
     )
     if not request.text and not request.media and not request.subject:
         raise ValidationError(

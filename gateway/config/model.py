@@ -3,7 +3,7 @@
 
 Frozen pydantic models mirror the TOML sections of ``config/gateway.toml`` one to one
 (``[gateway]``, ``[listen]``, ``[logging]``, ``[[api_keys]]``, ``[[mmsc]]`` with
-``[mmsc.retry]``, ``[webhooks]``, ``[optout]``). Unknown keys are rejected
+``[mmsc.retry]``, ``[webhooks]``, ``[optout]``, ``[[pool]]``). Unknown keys are rejected
 (``extra="forbid"``) so a misspelt key never silently falls back to its default. Numbers
 and booleans are strict (TOML has real types; ``"10"`` for a number is a mistake worth
 reporting). Secrets are ``SecretStr`` (they print as ``**********``) and may be written
@@ -41,6 +41,7 @@ from pydantic import (
 
 from gateway.config import rules
 from gateway.config.callbacks import open_callback_problems
+from gateway.config.pools import PoolConfig, pool_problems
 from gateway.errors import ConfigProblem
 from protocol.limits import DEFAULT_LIMITS
 from protocol.versions import DEFAULT_VERSION, VERSIONS
@@ -529,6 +530,8 @@ class GatewayConfig(_Section):
     webhooks: WebhooksSection = WebhooksSection()
     optout: OptoutSection = OptoutSection()
     sms: SmsSection | None = None
+    #: ``[[pool]]``: sender pools with consent (``gateway.config.pools``).
+    pool: tuple[PoolConfig, ...] = ()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -545,6 +548,7 @@ class GatewayConfig(_Section):
                 "api_keys", "key", [k.key.get_secret_value() for k in self.api_keys], show=False
             ),
             *open_callback_problems(self.listen, self.mmsc),
+            *pool_problems(self.pool),
         ]
         if problems:
             raise CrossCheckError(problems)

@@ -20,12 +20,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from gateway.errors import StoreError
-from gateway.store.records import InboundPart, InboundRow, NewMessage, iso_time
+from gateway.inbound.keywords import inbound_number, normalise_keyword
+from gateway.store.records import ConsentChange, InboundPart, InboundRow, NewMessage, iso_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy
+    from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, PoolKeywords
     from gateway.media.links import MediaLinks
     from gateway.media.store import MediaStore
     from gateway.store import Store
@@ -58,6 +59,9 @@ class Received:
     recipient: str | None
     #: The confirmation reply committed with it (a new message to send), if any.
     reply: NewMessage | None = None
+    #: The pool whose sender got it and the pool keyword (stop/start/help) it was, if any.
+    pool: str | None = None
+    keyword: str | None = None
 
 
 def content_type_params(content_type: str) -> tuple[str, dict[str, str]]:
@@ -136,7 +140,10 @@ class InboundService:
         links: MediaLinks,
         clock: Callable[[], float],
         confirmations: OptOutConfirmations | None = None,
+        pool_keywords: PoolKeywords | None = None,
     ) -> None:
+        #: Keywords to pool senders change that pool's consent instead of the route list.
+        self.pool_keywords = pool_keywords
         self.store = store
         self.media_store = media_store
         self.settings = settings
@@ -183,30 +190,63 @@ class InboundService:
         body = "\n".join(texts) if texts else None
         recipients = tuple(a.value for a in msg.recipients.all()) if msg.recipients else ()
         owner, url = self.settings.owners.get(mmsc, (None, None))
+        recipient = recipients[0] if recipients else None
+        sender = msg.sender.value if msg.sender else None
+        pool = self.pool_keywords.policy_for(recipient) if self.pool_keywords else None
+        keyword = consent = None
+        if pool is not None:
+            keyword = pool.classify(body) if len(texts) == 1 else None
+            optout = keyword if keyword in ("stop", "start") else None
+            number = inbound_number(sender)
+            if optout is not None and number is not None:
+                consent = ConsentChange(
+                    pool=pool.pool,
+                    number=number,
+                    status="opted_out" if optout == "stop" else "opted_in",
+                    source="keyword",
+                    reason=normalise_keyword(body or ""),
+                    at=now,
+                    recorded_at=now,
+                )
+        else:
+            optout = self.settings.policy.classify(body) if len(texts) == 1 else None
         row = InboundRow(
             id="inb_" + uuid.uuid4().hex,
             mmsc=mmsc,
             dedupe_key=_dedupe_key(mmsc, msg, [p.sha256 for p in parts]),
             api_key=owner,
-            sender=msg.sender.value if msg.sender else None,
-            recipient=recipients[0] if recipients else None,
+            sender=sender,
+            recipient=recipient,
             recipients=recipients,
             subject=msg.subject,
             text=body,
             linked_id=msg.linked_id,
             transaction_id=msg.transaction_id,
-            optout=self.settings.policy.classify(body) if len(texts) == 1 else None,
+            optout=optout,
             sent_at=_timestamp(msg.time_stamp),
             received_at=now,
             parts=tuple(parts),
+            consent=consent,
         )
         event = (url, self.event_data(row, now)) if url else None
         reply = None
-        if self.confirmations is not None and row.optout is not None:
+        if self.confirmations is not None and pool is not None and keyword is not None:
+            # The pool's own text, from the pool sender the keyword was addressed to.
+            reply = self.confirmations.reply_with(
+                mmsc, pool.texts.get(keyword), row.sender, row.recipient
+            )
+        elif self.confirmations is not None and row.optout is not None:
             reply = self.confirmations.reply_for(mmsc, row.optout, row.sender, row.recipient)
         inbound_id, created = await self.store.store_inbound(row, event, reply=reply)
         return Received(
-            inbound_id, created, row.optout, row.sender, row.recipient, reply if created else None
+            inbound_id,
+            created,
+            row.optout,
+            row.sender,
+            row.recipient,
+            reply if created else None,
+            pool=pool.pool if pool is not None else None,
+            keyword=keyword,
         )
 
     def event_data(self, row: InboundRow, now: float) -> dict[str, Any]:

@@ -83,6 +83,8 @@ class CallbackHandlers:
             )
         if received.created:
             self.metrics.inbound_messages_total.labels(mmsc=mmsc).inc()
+            if received.pool is not None and received.keyword is not None:
+                self.metrics.keyword_event(received.pool, received.keyword)
             self.events_added()
             if received.reply is not None:
                 self.reply_committed(received.reply)
@@ -91,5 +93,5 @@ class CallbackHandlers:
                     inbound_id=received.id,
                     mmsc=mmsc,
                     message_id=received.reply.id,
-                    keyword=received.optout,
+                    keyword=received.keyword or received.optout,
                 )

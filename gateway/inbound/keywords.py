@@ -98,13 +98,66 @@ class OptOutConfirmations:
     ) -> NewMessage | None:
         """The reply to a ``stop``/``start`` keyword from ``sender`` to our ``recipient``
         short code, or None when none is configured or it cannot be sent."""
-        text = self.texts.get(keyword or "")
-        if not text or not sender or not recipient:
+        return self.reply_with(mmsc, self.texts.get(keyword or ""), sender, recipient)
+
+    def reply_with(
+        self, mmsc: str, text: str | None, sender: str | None, recipient: str | None
+    ) -> NewMessage | None:
+        """``text`` back to ``sender`` from our ``recipient`` address (None: no reply)."""
+        number = inbound_number(sender)
+        if not text or number is None or not recipient:
             return None
-        raw = sender.strip()
         try:
-            number = normalise_number(raw if raw.startswith("+") else "+" + raw)
             return self.build(Reply(route=mmsc, to=number, sender=recipient, text=text))
         except ApiError as exc:
             log.warning("opt-out confirmation not sent", mmsc=mmsc, code=exc.code, reason=str(exc))
             return None
+
+
+def inbound_number(sender: str | None) -> str | None:
+    """The E.164 form of a number an MMSC gave us (some drop the ``+``), or None."""
+    if not sender or not sender.strip():
+        return None
+    raw = sender.strip()
+    try:
+        return normalise_number(raw if raw.startswith("+") else "+" + raw)
+    except ApiError:
+        return None
+
+
+def address_key(address: str) -> str:
+    """How our own addresses compare: no ``+``, no blanks, upper case."""
+    return "".join(address.split()).lstrip("+").upper()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolKeywordPolicy:
+    """The keywords of one ``[[pool]]`` and the texts that answer them."""
+
+    pool: str
+    stop: frozenset[str]
+    start: frozenset[str]
+    help: frozenset[str]
+    #: ``stop``/``start``/``help`` -> reply text (None: no reply).
+    texts: Mapping[str, str | None]
+
+    def classify(self, text: str | None) -> str | None:
+        if not text:
+            return None
+        word = normalise_keyword(text)
+        for keyword, words in (("stop", self.stop), ("start", self.start), ("help", self.help)):
+            if word in words:
+                return keyword
+        return None
+
+
+class PoolKeywords:
+    """Pool keyword policies by sender address (an address belongs to one pool)."""
+
+    def __init__(self, policies: Iterable[tuple[Iterable[str], PoolKeywordPolicy]]) -> None:
+        self._by_address = {
+            address_key(address): policy for addresses, policy in policies for address in addresses
+        }
+
+    def policy_for(self, recipient: str | None) -> PoolKeywordPolicy | None:
+        return self._by_address.get(address_key(recipient)) if recipient else None

@@ -17,7 +17,7 @@ first event.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from prometheus_client import (
@@ -56,6 +56,10 @@ SUBMISSION_OUTCOMES: Final = ("submitted", "rejected", "failed", "expired", "can
 #: ``mm7gw_delivery_reports_total{mm_status}``: the 8 MM7 MMStatus values, the numeric
 #: statuses some MMSCs send instead (1000 = success), and ``other``.
 MM_STATUSES: Final = (*MM_DELIVERY_STATUSES, "numeric_success", "numeric_failure", OTHER)
+#: ``mm7gw_consent_refusals_total{reason}``: why a pool recipient was refused.
+REFUSAL_REASONS: Final = ("consent_required", "recipient_opted_out", "frequency_capped")
+#: ``mm7gw_keyword_events_total{keyword}``.
+KEYWORDS: Final = ("stop", "start", "help")
 #: ``mm7gw_webhook_deliveries_total{outcome}``.
 WEBHOOK_OUTCOMES: Final = ("delivered", "retry", "dead_letter")
 #: ``mm7gw_media_adaptations_total{result}``.
@@ -246,6 +250,25 @@ class Metrics:
             ["mmsc", "outcome"],
             registry=registry,
         )
+        self.pool_sends_total = Counter(
+            "mm7gw_pool_sends_total",
+            "Recipients accepted from a sender pool, by pool and the sender chosen.",
+            ["pool", "sender"],
+            registry=registry,
+        )
+        self.consent_refusals_total = Counter(
+            "mm7gw_consent_refusals_total",
+            "Pool recipients refused at submission, by pool and reason.",
+            ["pool", "reason"],
+            registry=registry,
+        )
+        self.keyword_events_total = Counter(
+            "mm7gw_keyword_events_total",
+            "STOP/START/HELP keywords received by pool senders, by pool and keyword.",
+            ["pool", "keyword"],
+            registry=registry,
+        )
+        self.pool_senders: dict[str, tuple[str, ...]] = {}
         self.build_info = Gauge(
             "mm7gw_build_info",
             "Build information of the running gateway (value is always 1).",
@@ -288,6 +311,36 @@ class Metrics:
             self.media_adaptations_total.labels(result=result)
         for kind in RETENTION_KINDS:
             self.retention_purged_total.labels(kind=kind)
+
+    def add_pools(self, pools: Mapping[str, Iterable[str]]) -> None:
+        """The configured ``[[pool]]`` names and their sender addresses: series at zero."""
+        self.pool_senders = {name: tuple(senders) for name, senders in pools.items()}
+        for name, senders in self.pool_senders.items():
+            for sender in senders:
+                self.pool_sends_total.labels(pool=name, sender=sender)
+            for reason in REFUSAL_REASONS:
+                self.consent_refusals_total.labels(pool=name, reason=reason)
+            for keyword in KEYWORDS:
+                self.keyword_events_total.labels(pool=name, keyword=keyword)
+
+    def pool_send(self, pool: str, sender: str) -> None:
+        senders = self.pool_senders.get(pool, ())
+        self.pool_sends_total.labels(
+            pool=_bounded(pool, tuple(self.pool_senders), OTHER),
+            sender=_bounded(sender, senders, OTHER),
+        ).inc()
+
+    def consent_refusal(self, pool: str, reason: str) -> None:
+        self.consent_refusals_total.labels(
+            pool=_bounded(pool, tuple(self.pool_senders), OTHER),
+            reason=_bounded(reason, REFUSAL_REASONS, OTHER),
+        ).inc()
+
+    def keyword_event(self, pool: str, keyword: str) -> None:
+        self.keyword_events_total.labels(
+            pool=_bounded(pool, tuple(self.pool_senders), OTHER),
+            keyword=_bounded(keyword, KEYWORDS, OTHER),
+        ).inc()
 
     # -- label-checked helpers (only where a label comes from outside our code) ----------
     def leniencies(self, mmsc: str, kinds: Iterable[str]) -> None:

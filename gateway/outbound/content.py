@@ -35,7 +35,7 @@ def build_submit(
     route: RouteSettings, message: MessageRecord, batch: Batch, media: dict[str, bytes]
 ) -> SubmitReq:
     attachments = content_attachments(message, media)
-    sender = message.sender or route.sender
+    sender = batch.sender or message.sender or route.sender
     return SubmitReq(
         transaction_id=batch.transaction_id,
         sender_identification=SenderIdentification(

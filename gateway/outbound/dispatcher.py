@@ -104,8 +104,11 @@ class RouteWorker:
         rng: random.Random | None = None,
         recent: RecentMessages | None = None,
         shared_rate: SharedRate | None = None,
+        sender_tps: dict[str, float] | None = None,
     ) -> None:
         self.route = route
+        #: Pool senders' own rates (``[[pool.sender]] tps``), held with ``per_sender_tps``.
+        self.sender_tps = sender_tps or {}
         #: The cluster's token bucket for this route, when several gateways share the
         #: store (``None``: this process's bucket is the whole route's).
         self.shared_rate = shared_rate
@@ -269,14 +272,16 @@ class RouteWorker:
             self._probes["ok"].inc()
         self.wake_event.set()  # the loop's idle wait was not shortened while we ran
 
-    def _sender_wait(self, message: MessageRecord) -> float:
-        """Seconds until this message's sender may send again (per-sender rate); takes the
+    def _sender_wait(self, message: MessageRecord, batch: Batch) -> float:
+        """Seconds until this batch's sender may send again (per-sender rate); takes the
         sender's token when it is free now."""
-        if not self.route.per_sender_tps:
+        sender = batch.sender or message.sender or self.route.sender or ""
+        rates = [r for r in (self.route.per_sender_tps, self.sender_tps.get(sender)) if r]
+        if not rates:
             return 0.0
-        sender = message.sender or self.route.sender or ""
         now = time.monotonic()
-        bucket = self.sender_buckets.get(sender, now)
+        # Both limits hold: the stricter one is the sender's rate.
+        bucket = self.sender_buckets.get(sender, now, rate=min(rates))
         wait = bucket.peek(now)
         if wait <= 0:
             bucket.reserve(now)
@@ -359,7 +364,7 @@ class RouteWorker:
             log.error("batch without message", batch_id=batch.id)
             await self.store.mark_failed(batch.id, "failed", "message record missing", now)
             return
-        sender_wait = self._sender_wait(message)
+        sender_wait = self._sender_wait(message, batch)
         if sender_wait > 0:
             # A long code at its own limit: give the slot back to other senders' messages
             # rather than sleep on it, and come back when this sender may send again.

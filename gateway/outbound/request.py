@@ -36,6 +36,8 @@ class SubmitRequest:
     expires_at: float | None = None
     callback_url: str | None = None
     client_ref: str | None = None
+    #: A ``[[pool]]`` name instead of ``sender``: the gateway picks each recipient's sender.
+    pool: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

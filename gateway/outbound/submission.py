@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -36,10 +36,12 @@ from gateway.media import MediaError as PipelineMediaError
 from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
 from gateway.media.offload import run_sized
 from gateway.media.store import MediaStore
+from gateway.outbound.pools import SenderPool, assign_senders
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
 from gateway.outbound.routing import Router
 from gateway.store import MessageRecord, NewMessage, PartRef, Store
+from gateway.store.records import RecipientsRefused, plan_batches
 from protocol.limits import RECIPIENT_ENVELOPE_BYTES, SUBMIT_ENVELOPE_BYTES
 
 if TYPE_CHECKING:
@@ -178,7 +180,14 @@ class SubmissionService:
         link_for: Callable[[str], str] | None = None,
         allow_private_callbacks: bool = False,
         optout: OptOut | None = None,
+        pools: dict[str, SenderPool] | None = None,
+        on_pool_send: Callable[[str, str], None] = lambda _pool, _sender: None,
+        on_refusal: Callable[[str, str], None] = lambda _pool, _reason: None,
     ) -> None:
+        #: ``[[pool]]`` name -> its sender choice; counters of sends and refusals by pool.
+        self.pools = pools or {}
+        self.on_pool_send = on_pool_send
+        self.on_refusal = on_refusal
         self.allow_private_callbacks = allow_private_callbacks
         #: The suppression list (``None``: opt-out handling is off).
         self.optout = optout
@@ -218,7 +227,12 @@ class SubmissionService:
         return declared or "application/octet-stream", data
 
     async def _prepare_content(
-        self, request: SubmitRequest, routes: tuple[str, ...], media: list[tuple[str, bytes]]
+        self,
+        request: SubmitRequest,
+        routes: tuple[str, ...],
+        media: list[tuple[str, bytes]],
+        *,
+        text_only: bool = False,
     ) -> Content:
         """Sniff, adapt or fall back to a link, so the content fits every route involved."""
         first = self.limits[routes[0]]
@@ -260,6 +274,8 @@ class SubmissionService:
                 field="media",
                 code="media_not_carried",
             )
+        if text_only:  # a pool without an MMS sender
+            return await self._link_fallback(request, media, original, "pool has no MMS sender")
         if not all(self.limits[r].mms for r in set(routes)):
             # Not carried as MMS, but still handed out by our own public URL: only media we
             # would have carried, sniffed from its bytes like any other part.
@@ -385,7 +401,7 @@ class SubmissionService:
         if not self.queue.reserve(needed, self.max_queue_depth):
             raise self._queue_full()
         try:
-            record, created = await self._submit_reserved(
+            record, created, batches = await self._submit_reserved(
                 api_key, request, routes, idempotency_key, request_hash, check_optout=check_optout
             )
         finally:
@@ -442,12 +458,12 @@ class SubmissionService:
         log.info("message accepted", message_id=new.id, route=new.route, recipients=1)
 
     async def build_content(
-        self, request: SubmitRequest, routes: tuple[str, ...]
+        self, request: SubmitRequest, routes: tuple[str, ...], *, text_only: bool = False
     ) -> tuple[Content, tuple[PartRef, ...]]:
         """Resolve, sniff and adapt the request's media for ``routes``, and store the parts
         (durably: before any message row refers to them)."""
         media = [await self._resolve_media(item) for item in request.media]
-        content = await self._prepare_content(request, routes, media)
+        content = await self._prepare_content(request, routes, media, text_only=text_only)
         parts: list[PartRef] = []
         for index, part in enumerate(content.parts):
             known = content.digests[index] if content.digests else None
@@ -472,23 +488,63 @@ class SubmissionService:
         request_hash: str | None,
         *,
         check_optout: bool,
-    ) -> tuple[MessageRecord, bool]:
-        # Opt-out: ``optout`` is attached by Callbacks.start(); a recipient that sent STOP
-        # to this sender is refused with 403.
+    ) -> tuple[MessageRecord, bool, dict[str, int]]:
+        """Commit the message; returns the record, whether it is new and its SubmitReqs
+        per route (refused recipients have none; a pool may split recipients by sender
+        and due time)."""
+        pool = self._pool(request)
+        refusals: tuple[tuple[int, str, str], ...] = ()
+        # Route-level opt-out (senders outside pools): a recipient that sent STOP to this
+        # sender is refused alone; only when all are does the POST answer 403.
         optout = self.optout
-        if optout is not None and check_optout:
-            blocked = await optout.check(request.to, routes, request.sender)
-            if blocked:
+        if pool is None and optout is not None and check_optout:
+            refusals = await optout.refusals(request.to, routes, request.sender)
+            if len(refusals) == len(request.to):
                 raise ForbiddenError(
-                    f"{len(blocked)} recipient(s) opted out of messages from this sender",
+                    f"{len(refusals)} recipient(s) opted out of messages from this sender",
                     field="to",
                     code="recipient_opted_out",
                 )
-        content, parts = await self.build_content(request, routes)
-        new = self._new_message(
-            api_key, request, routes, content, parts, idempotency_key, request_hash, self.clock()
+        content, parts = await self.build_content(
+            request, routes, text_only=pool is not None and not pool.spec.has_mms
         )
-        return await self.store.create_message(new)
+        now = self.clock()
+        new = self._new_message(
+            api_key, request, routes, content, parts, idempotency_key, request_hash, now
+        )
+        if pool is not None:
+            sticky = await self.store.sticky_senders(pool.spec.name, list(new.recipients))
+            new = assign_senders(
+                new, pool, sticky, now, client_expiry=request.expires_at is not None
+            )
+        elif refusals:
+            new = replace(new, refusals=refusals)
+        try:
+            record, created = await self.store.create_message(new)
+        except RecipientsRefused as exc:
+            if pool is not None:
+                for _, reason in exc.refusals:
+                    self.on_refusal(pool.spec.name, reason)
+            raise
+        refused = {i for i, r in enumerate(record.recipients) if r.status == "rejected"}
+        if created and pool is not None:
+            for recipient in record.recipients:
+                if recipient.status == "rejected":
+                    self.on_refusal(pool.spec.name, (recipient.error or "").split(":")[0])
+                elif recipient.sender:
+                    self.on_pool_send(pool.spec.name, recipient.sender)
+        counts: dict[str, int] = {}
+        for route, *_ in plan_batches(new, refused):
+            counts[route] = counts.get(route, 0) + 1
+        return record, created, counts
+
+    def _pool(self, request: SubmitRequest) -> SenderPool | None:
+        if request.pool is None:
+            return None
+        pool = self.pools.get(request.pool)
+        if pool is None:
+            raise ValidationError(f"no pool {request.pool!r}", field="pool", code="unknown_pool")
+        return pool
 
     def _new_message(
         self,

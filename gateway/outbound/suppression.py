@@ -2,7 +2,7 @@
 
 The list itself is written by the inbound side (a STOP/START keyword, in the transaction
 of the message that carried it); here it is only read. A refused recipient answers
-``403 recipient_opted_out``.
+``rejected`` with ``recipient_opted_out`` (all of them: ``403``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ class OptOut:
         if not pairs:
             return []
         return await self.store.suppressed_numbers(pairs)
+
+    async def refusals(
+        self, numbers: tuple[str, ...], routes: Iterable[str], sender: str | None
+    ) -> tuple[tuple[int, str, str], ...]:
+        """``(index, code, message)`` of each recipient refused for the route-level list."""
+        blocked = set(await self.check(numbers, routes, sender))
+        return tuple(
+            (i, "recipient_opted_out", "the recipient opted out of messages from this sender")
+            for i, number in enumerate(numbers)
+            if number in blocked
+        )
 
     async def suppressed(self, numbers: Iterable[str], sender: str | None) -> list[str]:
         """Which of ``numbers`` opted out of messages from ``sender`` (a short code).

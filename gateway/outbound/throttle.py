@@ -119,12 +119,15 @@ class KeyedBuckets:
     def __len__(self) -> int:
         return len(self.buckets)
 
-    def get(self, key: str, now: float) -> TokenBucket:
+    def get(self, key: str, now: float, rate: float | None = None) -> TokenBucket:
+        """The key's bucket; a new one refills at ``rate`` (default: the common rate)."""
         bucket = self.buckets.get(key)
         if bucket is None:
             if len(self.buckets) >= self._sweep_at:
                 self.sweep(now)
-            bucket = self.buckets[key] = TokenBucket(self.rate, self.burst)
+            bucket = self.buckets[key] = TokenBucket(
+                self.rate if rate is None else rate, self.burst
+            )
         return bucket
 
     def sweep(self, now: float) -> None:

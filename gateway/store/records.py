@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+from gateway.errors import ForbiddenError
+
 #: Recipient states after which nothing more will happen (a stale report cannot undo them).
 FINAL_RECIPIENT_STATES: Final = frozenset(
     {"delivered", "read", "failed", "expired", "rejected", "canceled"}
@@ -26,6 +28,34 @@ class PartRef:
     size: int
     content_id: str
     name: str | None = None
+
+
+#: Why a recipient is refused at submission (its ``error`` starts with the code; all
+#: refused: the POST answers 403 with the first recipient's code).
+REFUSAL_CODES: Final = ("consent_required", "recipient_opted_out", "frequency_capped")
+CONSENT_STATUSES: Final = ("opted_in", "opted_out")
+DAY_SECONDS: Final = 86_400.0
+
+
+class RecipientsRefused(ForbiddenError):  # noqa: N818 - read as a condition, like its siblings
+    """Every recipient was refused (403 with the first one's code); nothing was stored.
+
+    ``refusals``: ``(index, code)`` of each, for the refusal metrics.
+    """
+
+    def __init__(self, message: str, *, code: str, refusals: list[tuple[int, str]]) -> None:
+        super().__init__(message, field="to", code=code)
+        self.refusals = refusals
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRules:
+    """The consent and frequency rules a pool message is checked against, inside the
+    transaction that creates it (so concurrent submissions cannot both pass a cap)."""
+
+    pool: str
+    consent: str  # "opt_in" | "opt_out"
+    max_per_day: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +90,43 @@ class NewMessage:
     #: The message goes to its recipients as SMS only (a no-MMS route with SMS fallback):
     #: no batches, one SMS intent per recipient (cause ``no_mms``).
     sms_only: bool = False
+    #: The pool the senders were chosen from, and its rules (checked in the transaction).
+    pool: str | None = None
+    pool_rules: PoolRules | None = None
+    #: Sender of each recipient (parallel to ``recipients``; empty: ``sender`` for all).
+    recipient_senders: tuple[str | None, ...] = ()
+    #: When each recipient may first be sent (quiet hours; empty: ``send_at`` for all).
+    recipient_due: tuple[float, ...] = ()
+    #: Recipients refused before the transaction: ``(index, code, message)``.
+    refusals: tuple[tuple[int, str, str], ...] = ()
+
+    def sender_of(self, index: int) -> str | None:
+        return self.recipient_senders[index] if self.recipient_senders else self.sender
+
+    def due_of(self, index: int) -> float:
+        return self.recipient_due[index] if self.recipient_due else self.send_at
+
+
+def plan_batches(
+    new: NewMessage, refused: set[int]
+) -> list[tuple[str, str | None, float, list[int]]]:
+    """SubmitReqs of a new message: ``(route, sender, due, recipient indexes)``.
+
+    A batch shares one route, one sender and one due time, and holds at most the route's
+    ``max_recipients_per_submit``; refused recipients get none.
+    """
+    groups: dict[tuple[str, str | None, float], list[int]] = {}
+    for index, route in enumerate(new.recipient_routes):
+        if index not in refused:
+            groups.setdefault((route, new.sender_of(index), new.due_of(index)), []).append(index)
+    plan: list[tuple[str, str | None, float, list[int]]] = []
+    for (route, sender, due), members in groups.items():
+        size = max(1, new.batch_sizes.get(route, 1))
+        plan.extend(
+            (route, sender, due, members[start : start + size])
+            for start in range(0, len(members), size)
+        )
+    return plan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +137,8 @@ class RecipientRecord:
     error: str | None = None
     updated_at: float = 0.0
     fallback: str | None = None
+    #: The sender this recipient gets messages from (a pool's choice), if not the message's.
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +168,7 @@ class MessageRecord:
     original_bytes: int | None = None
     adapted_bytes: int | None = None
     recipients: tuple[RecipientRecord, ...] = field(default=())
+    pool: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +182,34 @@ class Batch:
     recipients: tuple[str, ...]
     expires_at: float
     transaction_id: str
+    #: The batch's own sender (a pool's choice); None: the message's.
+    sender: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentChange:
+    """A change of a (pool, number) consent record, with its evidence."""
+
+    pool: str
+    number: str
+    status: str  # one of CONSENT_STATUSES
+    source: str
+    #: When the consent was given or withdrawn (the client's word, or the keyword's arrival).
+    at: float
+    recorded_at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentRecord:
+    pool: str
+    number: str
+    status: str
+    source: str
+    at: float
+    updated_at: float
+    #: Every change, oldest first (append-only evidence).
+    history: tuple[ConsentChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +312,8 @@ class InboundRow:
     sent_at: float | None
     received_at: float
     parts: tuple[InboundPart, ...]
+    #: A pool keyword's consent change, committed with the message.
+    consent: ConsentChange | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,9 @@ def make_config(data_dir: Any, mmsc_url: str, **overrides: Any) -> GatewayConfig
     for key, value in overrides.items():
         if not key.startswith("mmsc_"):
             section, _, name = key.partition("__")
+            if not name:  # a whole section or array of tables (``pool=[...]``)
+                raw[section] = value
+                continue
             raw.setdefault(section, {})[name] = value
     return GatewayConfig.model_validate(raw)
 

@@ -88,9 +88,13 @@ async def test_opt_out_and_opt_in_round_trip(tmp_path, mmsc):
         assert status == 202
         status, _ = await send_message(s, gw, "+821077778888")
         assert status == 202
-        # A list with one opted-out number is refused as a whole.
+        # A list with one opted-out number: only that number is refused (DESIGN §12).
         status, body = await send_message(s, gw, [USER, "+821077778888"])
-        assert status == 403
+        assert status == 202, body
+        refused, accepted = body["recipients"]
+        assert refused["status"] == "rejected"
+        assert refused["error"].startswith("recipient_opted_out:")
+        assert accepted["status"] == "queued" and accepted["error"] is None
         # START lifts it (the number may come without '+').
         status, _, _ = await post_mm7(s, gw, text_mms("start", sender=USER.lstrip("+"), tid="t2"))
         assert status == 200

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from gateway.cli import check_config
 from gateway.config.load import config_from_dict, format_key_path, load_config, validate_config
 from gateway.config.model import GatewayConfig, HostPort, MmscConfig
+from gateway.config.pools import PoolConfig, PoolSender
 from gateway.errors import ConfigError
 from protocol.versions import DEFAULT_VERSION
 
@@ -149,6 +150,9 @@ def test_example_documents_every_key_of_the_model() -> None:
         for k in _keys(GatewayConfig.model_fields["api_keys"].annotation.__args__[0])
     }  # type: ignore[union-attr]
     expected |= {f"mmsc.{k}" for k in _keys(MmscConfig)}
+    expected -= {"pool"}
+    expected |= {f"pool.{k}" for k in _keys(PoolConfig) - {"sender"}}
+    expected |= {f"pool.sender.{k}" for k in _keys(PoolSender)}
     assert expected - documented == set()
     assert documented - expected == set()
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 from gateway.store.records import InboundRow, NewMessage, iso_time
 from gateway.store.sqlite.events import insert_event
 from gateway.store.sqlite.messages import create_message
+from gateway.store.sqlite.pools import set_consent
 
 
 def store_inbound(
@@ -55,7 +56,10 @@ def store_inbound(
             for i, p in enumerate(row.parts)
         ],
     )  # fmt: skip
-    if row.optout is not None and row.sender and row.recipient:
+    if row.consent is not None:
+        # A keyword to a pool sender changes that pool's consent, not the route-level list.
+        set_consent(conn, row.consent)
+    elif row.optout is not None and row.sender and row.recipient:
         set_suppression(conn, row.sender, row.recipient, row.optout, row.received_at)
     if reply is not None:
         create_message(conn, reply)

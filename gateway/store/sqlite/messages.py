@@ -20,7 +20,10 @@ from gateway.store.records import (
     MessageRecord,
     NewMessage,
     RecipientRecord,
+    RecipientsRefused,
+    plan_batches,
 )
+from gateway.store.sqlite import pools
 from gateway.store.sqlite.events import message_status_event
 from gateway.store.sqlite.parts import parts_from_json, parts_to_json
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
@@ -42,12 +45,23 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
             if existing is None:  # pragma: no cover - same transaction
                 raise StoreError("idempotent message vanished")
             return existing, False
+    refused = {i: (code, text) for i, code, text in new.refusals}
+    for index, why in pools.refusals(conn, new, new.created_at).items():
+        refused.setdefault(index, why)
+    if len(refused) == len(new.recipients):
+        # Nothing to send: no message at all, and the client learns why (DESIGN §12).
+        code, text = refused[min(refused)]
+        raise RecipientsRefused(
+            f"every recipient was refused ({text})",
+            code=code,
+            refusals=[(i, why[0]) for i, why in sorted(refused.items())],
+        )
     conn.execute(
         "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "
         "priority, delivery_report, read_report, callback_url, client_ref, idempotency_key, "
         "request_hash, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
-        "send_at, expires_at) VALUES "
-        "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+        "send_at, expires_at, pool) VALUES "
+        "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         (
             new.id,
             new.api_key,
@@ -70,6 +84,7 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
             new.created_at,
             new.send_at,
             new.expires_at,
+            new.pool,
         ),
     )
     if new.sms_only:
@@ -85,36 +100,36 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
         if record is None:  # pragma: no cover - same transaction
             raise StoreError("new message vanished")
         return record, True
-    recipient_rows: list[tuple[str, int, str, int | None, float]] = []
-    by_route: dict[str, list[tuple[int, str]]] = {}
-    for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
-        by_route.setdefault(route, []).append((idx, address))
-    ordinal = 0
-    for route, members in by_route.items():
-        size = max(1, new.batch_sizes.get(route, 1))
-        for start in range(0, len(members), size):
-            ordinal += 1
-            # The TransactionID is fixed for the batch's life (retries keep it, so MMSCs
-            # that de-duplicate on it can); message id + ordinal is unique without a lookup.
-            # RETURNING (not lastrowid): portable to PostgreSQL.
-            batch_id = conn.execute(
-                "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
-                "expires_at, transaction_id, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    new.id, route, new.send_at, new.expires_at, f"{new.id}-{ordinal}",
-                    new.created_at, new.created_at,
-                ),
-            ).fetchone()[0]  # fmt: skip
-            recipient_rows.extend(
-                (new.id, idx, address, batch_id, new.created_at)
-                for idx, address in members[start : start + size]
-            )
+    recipient_rows: list[tuple[str, int, str, str, int | None, str | None, float]] = [
+        (new.id, i, new.recipients[i], "rejected", None, f"{code}: {text}", new.created_at)
+        for i, (code, text) in sorted(refused.items())
+    ]
+    for ordinal, (route, sender, due, members) in enumerate(
+        plan_batches(new, set(refused)), start=1
+    ):
+        # The TransactionID is fixed for the batch's life (retries keep it, so MMSCs
+        # that de-duplicate on it can); message id + ordinal is unique without a lookup.
+        # RETURNING (not lastrowid): portable to PostgreSQL. ``sender`` stays NULL unless
+        # a pool chose it per recipient.
+        batch_id = conn.execute(
+            "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
+            "expires_at, transaction_id, created_at, updated_at, sender) "
+            "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                new.id, route, due, new.expires_at, f"{new.id}-{ordinal}",
+                new.created_at, new.created_at, sender if new.recipient_senders else None,
+            ),
+        ).fetchone()[0]  # fmt: skip
+        recipient_rows.extend(
+            (new.id, i, new.recipients[i], "queued", batch_id, None, new.created_at)
+            for i in members
+        )
     conn.executemany(
-        "INSERT INTO recipients (message_id, idx, address, status, batch_id, updated_at) "
-        "VALUES (?, ?, ?, 'queued', ?, ?)",
+        "INSERT INTO recipients (message_id, idx, address, status, batch_id, error, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         recipient_rows,
     )
+    pools.record_sends(conn, new, [i for i in range(len(new.recipients)) if i not in refused])
     # What _load_message would read back, built from what was just written (a new message:
     # every recipient queued, nothing attempted).
     record = MessageRecord(
@@ -143,9 +158,16 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
         send_at=float(new.send_at),
         expires_at=float(new.expires_at),
         recipients=tuple(
-            RecipientRecord(address=address, status="queued", updated_at=float(new.created_at))
-            for address in new.recipients
+            RecipientRecord(
+                address=address,
+                status="rejected" if i in refused else "queued",
+                error=f"{refused[i][0]}: {refused[i][1]}" if i in refused else None,
+                updated_at=float(new.created_at),
+                sender=None if i in refused else new.sender_of(i),
+            )
+            for i, address in enumerate(new.recipients)
         ),
+        pool=new.pool,
     )
     return record, True
 
@@ -154,7 +176,7 @@ _MESSAGE_COLUMNS: Final = (
     "id, api_key, route, status, sender, subject, body_text, parts_json, priority, "
     "delivery_report, read_report, callback_url, client_ref, idempotency_key, request_hash, "
     "fallback, original_bytes, adapted_bytes, attempts, last_error, created_at, updated_at, "
-    "send_at, expires_at"
+    "send_at, expires_at, pool"
 )
 
 
@@ -172,11 +194,13 @@ def load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | N
             mm7_message_id=r[2],
             error=r[3],
             updated_at=float(r[4]),
-            fallback=r[5],
+            sender=r[5] if r[5] is not None else (row[4] if r[6] is not None else None),
+            fallback=r[7],
         )
         for r in conn.execute(
-            "SELECT address, status, mm7_message_id, error, updated_at, fallback FROM recipients "
-            "WHERE message_id = ? ORDER BY idx",
+            "SELECT r.address, r.status, r.mm7_message_id, r.error, r.updated_at, b.sender, "
+            "r.batch_id, r.fallback FROM recipients r LEFT JOIN batches b ON b.id = r.batch_id "
+            "WHERE r.message_id = ? ORDER BY r.idx",
             (message_id,),
         )
     )
@@ -206,12 +230,13 @@ def load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | N
         send_at=float(row[22]),
         expires_at=float(row[23]),
         recipients=recipients,
+        pool=row[24],
     )
 
 
 def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> list[Batch]:
     rows = conn.execute(
-        "SELECT id, message_id, attempts, expires_at, transaction_id FROM batches "
+        "SELECT id, message_id, attempts, expires_at, transaction_id, sender FROM batches "
         "WHERE route = ? AND state = 'queued' AND next_attempt_at <= ? "
         # A batch whose cancel was requested is never sent again (the store's invariant:
         # every path that ends an attempt cancels such a batch instead of queueing it).
@@ -227,7 +252,7 @@ def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> l
         [(now, row[0]) for row in rows],
     )
     batches = []
-    for batch_id, message_id, attempts, expires_at, transaction_id in rows:
+    for batch_id, message_id, attempts, expires_at, transaction_id, sender in rows:
         recipients = tuple(
             r[0]
             for r in conn.execute(
@@ -245,6 +270,7 @@ def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> l
                 # A fresh TransactionID per attempt would defeat duplicate detection at
                 # MMSCs that use it; keep the batch's own for every retry.
                 transaction_id=transaction_id,
+                sender=sender,
             )
         )
     conn.executemany(

@@ -244,6 +244,49 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX outbox_finished ON outbox (state, updated_at)",
         ),
     ),
+    (
+        9,
+        "sender pools: sender per batch, consent records and history, stickiness, daily caps",
+        (
+            # NULL: the message's sender (every batch before pools).
+            "ALTER TABLE batches ADD COLUMN sender TEXT",
+            "ALTER TABLE messages ADD COLUMN pool TEXT",
+            """CREATE TABLE consent (
+                pool TEXT NOT NULL,
+                number TEXT NOT NULL,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (pool, number)
+            )""",
+            # Evidence: rows are only ever inserted (no UPDATE, DELETE or retention purge).
+            """CREATE TABLE consent_history (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                pool TEXT NOT NULL,
+                number TEXT NOT NULL,
+                status TEXT NOT NULL,
+                source TEXT NOT NULL,
+                reason TEXT,
+                at REAL NOT NULL,
+                recorded_at REAL NOT NULL
+            )""",
+            "CREATE INDEX consent_history_number ON consent_history (pool, number, id)",
+            """CREATE TABLE pool_recipients (
+                pool TEXT NOT NULL,
+                number TEXT NOT NULL,
+                sender TEXT NOT NULL,
+                last_at REAL NOT NULL,
+                PRIMARY KEY (pool, number)
+            )""",
+            """CREATE TABLE pool_sends (
+                pool TEXT NOT NULL,
+                number TEXT NOT NULL,
+                at REAL NOT NULL
+            )""",
+            "CREATE INDEX pool_sends_recent ON pool_sends (pool, number, at)",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

@@ -25,6 +25,8 @@ from gateway.store.history import AttemptRow, MessageHistory, MessageQuery
 from gateway.store.records import (
     Batch,
     CancelPlan,
+    ConsentChange,
+    ConsentRecord,
     InboundRow,
     MessageRecord,
     NewMessage,
@@ -36,7 +38,7 @@ from gateway.store.records import (
     ShortLink,
     SmsJob,
 )
-from gateway.store.sqlite import events, history, inbound, reports, retention, sms
+from gateway.store.sqlite import events, history, inbound, pools, reports, retention, sms
 from gateway.store.sqlite.messages import (
     cancel_message,
     cancel_not_possible,
@@ -601,6 +603,23 @@ class SqliteStore:
     async def suppressed_numbers(self, pairs: list[tuple[str, str]]) -> list[str]:
         return await self.read(lambda conn: inbound.suppressed_numbers(conn, pairs))
 
+    # -- sender pools and consent -----------------------------------------------------------
+    async def set_consent(self, change: ConsentChange) -> ConsentRecord:
+        def op(conn: sqlite3.Connection) -> ConsentRecord:
+            pools.set_consent(conn, change)
+            record = pools.get_consent(conn, change.pool, change.number)
+            if record is None:  # pragma: no cover - same transaction
+                raise StoreError("consent record vanished")
+            return record
+
+        return await self.write(op)
+
+    async def get_consent(self, pool: str, number: str) -> ConsentRecord | None:
+        return await self.read(lambda conn: pools.get_consent(conn, pool, number))
+
+    async def sticky_senders(self, pool: str, numbers: list[str]) -> dict[str, str]:
+        return await self.read(lambda conn: pools.sticky_senders(conn, pool, numbers))
+
     # -- webhook outbox ---------------------------------------------------------------------------
     async def sync_webhook_targets(self, targets: dict[str, str]) -> None:
         await self.write(lambda conn: events.sync_webhook_targets(conn, targets))
@@ -640,6 +659,9 @@ class SqliteStore:
             counts[kind] = await self.write(
                 lambda conn, step=step: step(conn, cutoff, limit)  # type: ignore[misc]
             )
+        # Housekeeping, not retention: the daily cap only looks 24 h back (consent and its
+        # history are evidence and are never purged).
+        await self.write(lambda conn: pools.purge_pool_sends(conn, limit))
         return counts
 
     async def media_in_use(self, digests: list[str], created_before: float) -> set[str]:
