@@ -4,12 +4,18 @@ describe (a transactional outbox), then claimed head-of-stream, retried and dead
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from typing import Any
 
-from gateway.store.records import OutboxEvent, iso_time
+from gateway.store.records import OutboxEvent
+from gateway.store.rows import (
+    DEAD_LETTER_COLUMNS,
+    RECIPIENT_COLUMNS,
+    dead_letter_dict,
+    event_body,
+    status_event_data,
+)
 
 
 def insert_event(
@@ -24,11 +30,7 @@ def insert_event(
 ) -> str:
     """Append one webhook event to the outbox; returns its event id."""
     event_id = "evt_" + uuid.uuid4().hex
-    body = json.dumps(
-        {"id": event_id, "type": event_type, "created_at": iso_time(now), "data": data},
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    body = event_body(event_id, event_type, now, data)
     conn.execute(
         "INSERT INTO outbox (event_id, type, stream, api_key, url, body, state, attempts, "
         "next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
@@ -65,28 +67,12 @@ def message_status_event(
     if not url:
         return None
     placeholders = ", ".join("?" for _ in indexes)
-    recipients = [
-        {
-            "to": r[0],
-            "status": r[1],
-            "mm7_message_id": r[2],
-            "error": r[3],
-            "updated_at": iso_time(float(r[4])),
-        }
-        for r in conn.execute(
-            "SELECT address, status, mm7_message_id, error, updated_at FROM recipients "  # noqa: S608 - placeholders only
-            f"WHERE message_id = ? AND idx IN ({placeholders}) ORDER BY idx",
-            (message_id, *indexes),
-        )
-    ]
-    data: dict[str, Any] = {
-        "message_id": message_id,
-        "status": status,
-        "client_ref": client_ref,
-        "recipients": recipients,
-    }
-    if report is not None:
-        data["report"] = report
+    recipients = conn.execute(
+        f"SELECT {RECIPIENT_COLUMNS} FROM recipients "  # noqa: S608 - placeholders only
+        f"WHERE message_id = ? AND idx IN ({placeholders}) ORDER BY idx",
+        (message_id, *indexes),
+    ).fetchall()
+    data = status_event_data(message_id, status, client_ref, recipients, report)
     return insert_event(
         conn,
         event_type="message.status",
@@ -146,25 +132,11 @@ def retry_event(
 
 def dead_letters(conn: sqlite3.Connection, api_key: str | None, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
-        "SELECT event_id, type, stream, url, attempts, last_error, created_at, updated_at, body "
-        "FROM outbox WHERE state = 'dead' AND (? IS NULL OR api_key = ?) "
-        "ORDER BY id DESC LIMIT ?",
+        f"SELECT {DEAD_LETTER_COLUMNS} FROM outbox "  # noqa: S608 - constant columns
+        "WHERE state = 'dead' AND (? IS NULL OR api_key = ?) ORDER BY id DESC LIMIT ?",
         (api_key, api_key, limit),
     ).fetchall()
-    return [
-        {
-            "event_id": r[0],
-            "type": r[1],
-            "stream": r[2],
-            "url": r[3],
-            "attempts": int(r[4]),
-            "last_error": r[5],
-            "created_at": iso_time(r[6]),
-            "dead_at": iso_time(r[7]),
-            "event": json.loads(r[8]),
-        }
-        for r in rows
-    ]
+    return [dead_letter_dict(r) for r in rows]
 
 
 def outbox_counts(conn: sqlite3.Connection) -> dict[str, int]:

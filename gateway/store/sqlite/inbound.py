@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Final
+from typing import Any
 
-from gateway.store.records import InboundRow, iso_time
+from gateway.store.records import InboundRow
+from gateway.store.rows import (
+    INBOUND_COLUMNS,
+    INBOUND_PART_COLUMNS,
+    inbound_dict,
+    suppression_key,
+)
 from gateway.store.sqlite.events import insert_event
 
 
@@ -66,51 +72,18 @@ def store_inbound(
     return row.id, True
 
 
-_INBOUND_COLUMNS: Final = (
-    "id, mmsc, api_key, sender, recipient, recipients_json, subject, body_text, linked_id, "
-    "transaction_id, optout, sent_at, received_at"
-)
-
-
 def _inbound_dict(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
-    parts = [
-        {
-            "index": int(p[0]),
-            "content_type": p[1],
-            "sha256": p[2],
-            "size": int(p[3]),
-            "content_id": p[4],
-            "content_location": p[5],
-            "charset": p[6],
-            "text": p[7],
-        }
-        for p in conn.execute(
-            "SELECT idx, content_type, sha256, size, content_id, content_location, charset, "
-            "body_text FROM inbound_parts WHERE inbound_id = ? ORDER BY idx",
-            (r[0],),
-        )
-    ]
-    return {
-        "id": r[0],
-        "mmsc": r[1],
-        "api_key": r[2],
-        "from": r[3],
-        "to": r[4],
-        "recipients": json.loads(r[5]),
-        "subject": r[6],
-        "text": r[7],
-        "linked_id": r[8],
-        "transaction_id": r[9],
-        "optout": r[10],
-        "sent_at": iso_time(r[11]),
-        "received_at": iso_time(r[12]),
-        "parts": parts,
-    }
+    parts = conn.execute(
+        f"SELECT {INBOUND_PART_COLUMNS} FROM inbound_parts "  # noqa: S608 - constant columns
+        "WHERE inbound_id = ? ORDER BY idx",
+        (r[0],),
+    ).fetchall()
+    return inbound_dict(r, parts)
 
 
 def get_inbound(conn: sqlite3.Connection, inbound_id: str) -> dict[str, Any] | None:
     r = conn.execute(
-        f"SELECT {_INBOUND_COLUMNS} FROM inbound_messages WHERE id = ?",  # noqa: S608 - constant
+        f"SELECT {INBOUND_COLUMNS} FROM inbound_messages WHERE id = ?",  # noqa: S608 - constant
         (inbound_id,),
     ).fetchone()
     return None if r is None else _inbound_dict(conn, tuple(r))
@@ -121,7 +94,7 @@ def list_inbound(
 ) -> list[dict[str, Any]]:
     """Newest first; an API key sees messages routed to it and unassigned ones."""
     cursor = conn.execute(
-        f"SELECT {_INBOUND_COLUMNS} FROM inbound_messages "  # noqa: S608 - constant
+        f"SELECT {INBOUND_COLUMNS} FROM inbound_messages "  # noqa: S608 - constant
         "WHERE (api_key = ? OR api_key IS NULL) AND (? IS NULL OR (received_at, id) < "
         "(SELECT received_at, id FROM inbound_messages WHERE id = ?)) "
         "ORDER BY received_at DESC, id DESC LIMIT ?",
@@ -138,12 +111,6 @@ def media_type_of(conn: sqlite3.Connection, sha256: str) -> str | None:
 
 
 # -- suppressions ------------------------------------------------------------------------------
-
-
-def suppression_key(number: str) -> str:
-    """Numbers are compared on digits (``+8210…`` == ``8210…``); other ids verbatim."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return digits or number.strip().lower()
 
 
 def set_suppression(

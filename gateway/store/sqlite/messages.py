@@ -8,9 +8,7 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from typing import Final
 
 from gateway.errors import IdempotencyConflict, StoreError
 from gateway.store.records import (
@@ -19,39 +17,17 @@ from gateway.store.records import (
     CancelPlan,
     MessageRecord,
     NewMessage,
-    PartRef,
-    RecipientRecord,
+)
+from gateway.store.rows import (
+    MESSAGE_COLUMNS,
+    MESSAGE_INSERT_COLUMNS,
+    RECIPIENT_COLUMNS,
+    message_from_row,
+    message_values,
+    new_message_record,
+    plan_batches,
 )
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
-
-
-def parts_to_json(parts: tuple[PartRef, ...]) -> str:
-    return json.dumps(
-        [
-            {
-                "content_type": p.content_type,
-                "sha256": p.sha256,
-                "size": p.size,
-                "content_id": p.content_id,
-                "name": p.name,
-            }
-            for p in parts
-        ],
-        separators=(",", ":"),
-    )
-
-
-def parts_from_json(raw: str) -> tuple[PartRef, ...]:
-    return tuple(
-        PartRef(
-            content_type=item["content_type"],
-            sha256=item["sha256"],
-            size=int(item["size"]),
-            content_id=item["content_id"],
-            name=item.get("name"),
-        )
-        for item in json.loads(raw)
-    )
 
 
 def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRecord, bool]:
@@ -70,152 +46,45 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
                 raise StoreError("idempotent message vanished")
             return existing, False
     conn.execute(
-        "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "
-        "priority, delivery_report, read_report, callback_url, client_ref, idempotency_key, "
-        "request_hash, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
-        "send_at, expires_at) VALUES "
-        "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-        (
-            new.id,
-            new.api_key,
-            new.route,
-            new.sender,
-            new.subject,
-            new.text,
-            parts_to_json(new.parts),
-            new.priority,
-            int(new.delivery_report),
-            int(new.read_report),
-            new.callback_url,
-            new.client_ref,
-            new.idempotency_key,
-            new.request_hash,
-            new.fallback,
-            new.original_bytes,
-            new.adapted_bytes,
-            new.created_at,
-            new.created_at,
-            new.send_at,
-            new.expires_at,
-        ),
+        f"INSERT INTO messages ({MESSAGE_INSERT_COLUMNS}, status, attempts) VALUES "  # noqa: S608 - constant columns
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0)",
+        message_values(new),
     )
     recipient_rows: list[tuple[str, int, str, int | None, float]] = []
-    by_route: dict[str, list[tuple[int, str]]] = {}
-    for idx, (address, route) in enumerate(zip(new.recipients, new.recipient_routes, strict=True)):
-        by_route.setdefault(route, []).append((idx, address))
-    ordinal = 0
-    for route, members in by_route.items():
-        size = max(1, new.batch_sizes.get(route, 1))
-        for start in range(0, len(members), size):
-            ordinal += 1
-            # The TransactionID is fixed for the batch's life (retries keep it, so MMSCs
-            # that de-duplicate on it can); message id + ordinal is unique without a lookup.
-            # RETURNING (not lastrowid): portable to PostgreSQL.
-            batch_id = conn.execute(
-                "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
-                "expires_at, transaction_id, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    new.id, route, new.send_at, new.expires_at, f"{new.id}-{ordinal}",
-                    new.created_at, new.created_at,
-                ),
-            ).fetchone()[0]  # fmt: skip
-            recipient_rows.extend(
-                (new.id, idx, address, batch_id, new.created_at)
-                for idx, address in members[start : start + size]
-            )
+    for route, transaction_id, members in plan_batches(new):
+        # RETURNING (not lastrowid): portable to PostgreSQL.
+        batch_id = conn.execute(
+            "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, "
+            "expires_at, transaction_id, created_at, updated_at) "
+            "VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                new.id, route, new.send_at, new.expires_at, transaction_id,
+                new.created_at, new.created_at,
+            ),
+        ).fetchone()[0]  # fmt: skip
+        recipient_rows.extend(
+            (new.id, idx, address, batch_id, new.created_at) for idx, address in members
+        )
     conn.executemany(
         "INSERT INTO recipients (message_id, idx, address, status, batch_id, updated_at) "
         "VALUES (?, ?, ?, 'queued', ?, ?)",
         recipient_rows,
     )
-    # What _load_message would read back, built from what was just written (a new message:
-    # every recipient queued, nothing attempted).
-    record = MessageRecord(
-        id=new.id,
-        api_key=new.api_key,
-        route=new.route,
-        status="queued",
-        sender=new.sender,
-        subject=new.subject,
-        text=new.text,
-        parts=new.parts,
-        priority=new.priority,
-        delivery_report=new.delivery_report,
-        read_report=new.read_report,
-        callback_url=new.callback_url,
-        client_ref=new.client_ref,
-        idempotency_key=new.idempotency_key,
-        request_hash=new.request_hash,
-        fallback=new.fallback,
-        original_bytes=new.original_bytes,
-        adapted_bytes=new.adapted_bytes,
-        attempts=0,
-        last_error=None,
-        created_at=float(new.created_at),
-        updated_at=float(new.created_at),
-        send_at=float(new.send_at),
-        expires_at=float(new.expires_at),
-        recipients=tuple(
-            RecipientRecord(address=address, status="queued", updated_at=float(new.created_at))
-            for address in new.recipients
-        ),
-    )
-    return record, True
-
-
-_MESSAGE_COLUMNS: Final = (
-    "id, api_key, route, status, sender, subject, body_text, parts_json, priority, "
-    "delivery_report, read_report, callback_url, client_ref, idempotency_key, request_hash, "
-    "fallback, original_bytes, adapted_bytes, attempts, last_error, created_at, updated_at, "
-    "send_at, expires_at"
-)
+    return new_message_record(new), True
 
 
 def load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
     row = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?",  # noqa: S608 - constant columns
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?",  # noqa: S608 - constant columns
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    recipients = tuple(
-        RecipientRecord(
-            address=r[0], status=r[1], mm7_message_id=r[2], error=r[3], updated_at=float(r[4])
-        )
-        for r in conn.execute(
-            "SELECT address, status, mm7_message_id, error, updated_at FROM recipients "
-            "WHERE message_id = ? ORDER BY idx",
-            (message_id,),
-        )
-    )
-    return MessageRecord(
-        id=row[0],
-        api_key=row[1],
-        route=row[2],
-        status=row[3],
-        sender=row[4],
-        subject=row[5],
-        text=row[6],
-        parts=parts_from_json(row[7]),
-        priority=row[8],
-        delivery_report=bool(row[9]),
-        read_report=bool(row[10]),
-        callback_url=row[11],
-        client_ref=row[12],
-        idempotency_key=row[13],
-        request_hash=row[14],
-        fallback=row[15],
-        original_bytes=row[16],
-        adapted_bytes=row[17],
-        attempts=int(row[18]),
-        last_error=row[19],
-        created_at=float(row[20]),
-        updated_at=float(row[21]),
-        send_at=float(row[22]),
-        expires_at=float(row[23]),
-        recipients=recipients,
-    )
+    recipients = conn.execute(
+        f"SELECT {RECIPIENT_COLUMNS} FROM recipients WHERE message_id = ? ORDER BY idx",  # noqa: S608 - constant columns
+        (message_id,),
+    ).fetchall()
+    return message_from_row(row, recipients)
 
 
 def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> list[Batch]:

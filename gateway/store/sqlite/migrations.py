@@ -175,6 +175,16 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "ALTER TABLE batches ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    (
+        5,
+        "claim leases",
+        (
+            # The PostgreSQL backend's claim owner and lease (several instances share its
+            # database); the embedded store has one process and leaves them NULL.
+            "ALTER TABLE batches ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE batches ADD COLUMN lease_until REAL",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-from gateway.store.records import ReportResult, ReportRow, iso_time
+from gateway.store.records import ReportResult, ReportRow
+from gateway.store.rows import report_decision, report_payload
 from gateway.store.sqlite.events import message_status_event
-from gateway.store.transitions import HARD_FINAL, aggregate_status, next_state, pick_recipient
+from gateway.store.transitions import aggregate_status, pick_recipient
 
 
 def refresh_message_status(conn: sqlite3.Connection, message_id: str, now: float) -> str:
@@ -105,13 +106,10 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
         "FROM recipients r WHERE r.message_id = ? AND r.idx = ?",
         (message_id, idx),
     ).fetchone()
-    new = next_state(current, latest, mapped, float(report_at))
-    if new is None:
-        stale = current not in HARD_FINAL and latest is not None and report_at < latest
-        outcome = "stale" if stale else "unchanged"
-    else:
-        outcome = "applied"
-        error = None if new in ("delivered", "read", "submitted") else f"{kind} report: {mm_status}"
+    new, outcome, error = report_decision(
+        current, latest, mapped, float(report_at), kind, mm_status
+    )
+    if new is not None:
         conn.execute(
             "UPDATE recipients SET status = ?, error = ?, updated_at = ? "
             "WHERE message_id = ? AND idx = ?",
@@ -123,13 +121,7 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
         (message_id, idx, outcome, report_id),
     )
     if outcome == "applied":
-        report = {
-            "kind": kind,
-            "mm_status": mm_status,
-            "mm_status_extension": extension,
-            "status_text": text,
-            "date": iso_time(float(report_at)),
-        }
+        report = report_payload(kind, mm_status, extension, text, float(report_at))
         message_status_event(conn, message_id, [idx], now, report)
     accepted = conn.execute(
         "SELECT created_at FROM messages WHERE id = ?", (message_id,)

@@ -33,6 +33,7 @@ from gateway.store.records import (
     ReportResult,
     ReportRow,
 )
+from gateway.store.rows import parts_to_json
 from gateway.store.sqlite import events, inbound, reports
 from gateway.store.sqlite.messages import (
     cancel_message,
@@ -40,7 +41,6 @@ from gateway.store.sqlite.messages import (
     create_message,
     finish_batch,
     load_message,
-    parts_to_json,
 )
 from gateway.store.sqlite.migrations import migrate
 
