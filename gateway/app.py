@@ -42,7 +42,7 @@ from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, Reply
 from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
-from gateway.media.store import MediaStore
+from gateway.media.store import MediaStorage, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.health import HealthSources, add_ops_routes
 from gateway.ops.metrics import Metrics
@@ -56,7 +56,7 @@ from gateway.outbound.retry import RetryPolicy
 from gateway.outbound.routing import Router, RouteRule
 from gateway.outbound.submission import RouteLimits, SubmissionService
 from gateway.outbound.suppression import OptOut
-from gateway.store import MessageRecord, SqliteStore
+from gateway.store import MessageRecord, Store, build_backend
 from gateway.webhooks.outbox import Outbox, WebhookSettings
 
 log = structlog.get_logger("gateway.app")
@@ -186,8 +186,17 @@ class Gateway:
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
         self.data_dir = Path(config.gateway.data_dir)
-        self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
-        self.media_store = MediaStore(self.data_dir / "media")
+        url = config.store.url
+        backend = build_backend(
+            None if url is None else url.get_secret_value(),
+            sqlite_path=self.data_dir / "gateway.sqlite3",
+            pool_size=config.store.pool_size,
+            instance_id=config.cluster.instance_id,
+            lease_seconds=config.cluster.lease_seconds,
+        )
+        self.store: Store = backend.store
+        # Shared by every instance with a shared store; files under data_dir otherwise.
+        self.media_store: MediaStorage = backend.media or MediaStore(self.data_dir / "media")
         self.listeners = Listeners()
         self.links = MediaLinks(
             ttl_seconds=float(config.gateway.media_url_ttl_seconds),

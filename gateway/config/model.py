@@ -3,11 +3,11 @@
 
 Frozen pydantic models mirror the TOML sections of ``config/gateway.toml`` one to one
 (``[gateway]``, ``[listen]``, ``[logging]``, ``[[api_keys]]``, ``[[mmsc]]`` with
-``[mmsc.retry]``, ``[webhooks]``, ``[optout]``). Unknown keys are rejected
-(``extra="forbid"``) so a misspelt key never silently falls back to its default. Numbers
-and booleans are strict (TOML has real types; ``"10"`` for a number is a mistake worth
-reporting). Secrets are ``SecretStr`` (they print as ``**********``) and may be written
-``env:VAR`` to be read from the environment given to validation.
+``[mmsc.retry]``, ``[webhooks]``, ``[optout]``, ``[store]``, ``[cluster]``). Unknown keys
+are rejected (``extra="forbid"``) so a misspelt key never silently falls back to its
+default. Numbers and booleans are strict (TOML has real types; ``"10"`` for a number is a
+mistake worth reporting). Secrets are ``SecretStr`` (they print as ``**********``) and may
+be written ``env:VAR`` to be read from the environment given to validation.
 
 Reading files and turning validation errors into key-path messages is
 ``gateway.config.load``'s job; this module only says what a valid configuration is.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,6 +350,44 @@ class OptoutSection(_Section):
     start_confirmation_text: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
 
+def _store_url(value: object, info: ValidationInfo) -> object:
+    """``env:VAR`` resolved first; then it must be a PostgreSQL URL."""
+    value = _resolve_env(value, info)
+    if isinstance(value, str) and urlsplit(value).scheme not in {"postgresql", "postgres"}:
+        raise ValueError("must be a postgresql:// URL (leave it out for SQLite in data_dir)")
+    return value
+
+
+StoreUrl = Annotated[SecretStr, BeforeValidator(_store_url)]
+
+
+class StoreSection(_Section):
+    """``[store]``: where the state lives; no ``url``: SQLite under ``gateway.data_dir``."""
+
+    #: PostgreSQL for several instances sharing one gateway (may hold a password: secret).
+    url: StoreUrl | None = Field(default=None, repr=False)
+    #: Connections per instance (also the store operations one instance runs at once).
+    pool_size: Annotated[int, Strict(), Field(ge=1, le=200)] = 10
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+InstanceId = Annotated[str, _matching(r"^[^\s]{1,128}$", "must be 1-128 characters, no spaces")]
+
+
+class ClusterSection(_Section):
+    """``[cluster]``: this instance among several sharing a PostgreSQL store."""
+
+    #: Names this instance's claims; unique per running process.
+    instance_id: InstanceId = Field(default_factory=_instance_id)
+    #: Claimed work not finished within this goes back to the queue (the instance died).
+    #: Must outlast a SubmitReq exchange (``mmsc.timeout_seconds``), or a slow answer
+    #: could see its batch claimed and sent again by a peer.
+    lease_seconds: Seconds = 60.0
+
+
 # -- the whole configuration ----------------------------------------------------------------
 class CrossCheckError(ValueError):
     """Problems that involve several entries; each carries its own key path."""
@@ -391,6 +430,19 @@ def default_route_problems(flags: Sequence[object]) -> list[ConfigProblem]:
     ]
 
 
+def lease_problems(lease_seconds: float, timeouts: Sequence[float]) -> list[ConfigProblem]:
+    """A claim's lease must outlast the longest SubmitReq exchange it covers."""
+    longest = max(timeouts, default=0.0)
+    if lease_seconds > longest:
+        return []
+    return [
+        ConfigProblem(
+            "cluster.lease_seconds",
+            f"must be longer than the longest mmsc.timeout_seconds ({longest:g})",
+        )
+    ]
+
+
 class GatewayConfig(_Section):
     """The whole validated configuration of one gateway process."""
 
@@ -401,6 +453,8 @@ class GatewayConfig(_Section):
     mmsc: tuple[MmscConfig, ...] = Field(min_length=1)
     webhooks: WebhooksSection = WebhooksSection()
     optout: OptoutSection = OptoutSection()
+    store: StoreSection = StoreSection()
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Self:
@@ -412,6 +466,10 @@ class GatewayConfig(_Section):
                 "api_keys", "key", [k.key.get_secret_value() for k in self.api_keys], show=False
             ),
         ]
+        if self.store.url is not None:  # leases exist only on the shared store
+            problems += lease_problems(
+                self.cluster.lease_seconds, [m.timeout_seconds for m in self.mmsc]
+            )
         if problems:
             raise CrossCheckError(problems)
         return self

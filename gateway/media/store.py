@@ -14,12 +14,21 @@ import re
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from gateway.errors import NotFoundError, StoreError
 
 KNOWN_DIGESTS: Final = 4096
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+class MediaStorage(Protocol):
+    """What the gateway needs of a media store: these files, or the PostgreSQL table of
+    ``gateway/store/postgresql/media.py`` when several instances share one store."""
+
+    async def put(self, data: bytes, *, digest: str | None = None) -> str: ...
+    async def get(self, sha256: str) -> bytes: ...
+    def exists(self, sha256: str) -> bool: ...
 
 
 class MediaStore:

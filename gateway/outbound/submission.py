@@ -34,7 +34,7 @@ from gateway.errors import (
 from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_parts
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
-from gateway.media.store import MediaStore
+from gateway.media.store import MediaStorage
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
 from gateway.outbound.routing import Router
@@ -136,7 +136,7 @@ class SubmissionService:
         self,
         *,
         store: Store,
-        media_store: MediaStore,
+        media_store: MediaStorage,
         router: Router,
         limits: dict[str, RouteLimits],
         queue: QueueGauge,

@@ -2,7 +2,8 @@
 
 The interface speaks in records (``gateway.store.records``) and operations; no
 connection or SQL crosses it, so a backend owns all of its statements. ``SqliteStore``
-(``gateway/store/sqlite/``) is the embedded implementation. Every write operation is
+(``gateway/store/sqlite/``) is the embedded implementation, ``PostgresStore``
+(``gateway/store/postgresql/``) the one several gateway instances share. Every write operation is
 durable when its coroutine returns, and each one is one transaction: a batch state
 change, the recipient updates it causes and the webhook event it emits commit together
 (a transactional outbox), and so do a report or an inbound message with theirs.
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 class Store(Protocol):
     """Durable messages, recipients and submission batches (see the module docstring)."""
+
+    #: The schema version in force once opened (migrations run in ``open``).
+    schema_version: int
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

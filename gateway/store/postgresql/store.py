@@ -83,20 +83,26 @@ class PostgresStore:
             raise
 
     def _open_sync(self) -> None:
+        timeout = max(1, int(self.connect_timeout))
+        try:
+            # Migrate over a connection of its own first: an unreachable server fails here
+            # at once, where the pool would keep retrying until its timeout.
+            with psycopg.connect(self.url, connect_timeout=timeout) as conn:
+                self.schema_version = migrate(conn)
+        except (psycopg.Error, StoreError) as exc:
+            raise StoreError(f"cannot open database: {_redacted(exc)}") from exc
         pool: ConnectionPool[Conn] = ConnectionPool(
             self.url,
             min_size=1,
             max_size=self.pool_size,
             open=False,
             timeout=self.connect_timeout,
-            kwargs={"connect_timeout": max(1, int(self.connect_timeout))},
+            kwargs={"connect_timeout": timeout},
             name="mm7gw-store",
         )
         try:
             pool.open(wait=True, timeout=self.connect_timeout)
-            with pool.connection() as conn:
-                self.schema_version = migrate(conn)
-        except (psycopg.Error, StoreError) as exc:
+        except psycopg.Error as exc:
             pool.close()
             raise StoreError(f"cannot open database: {_redacted(exc)}") from exc
         self._pool = pool
