@@ -383,8 +383,9 @@ class ClusterSection(_Section):
     #: Names this instance's claims; unique per running process.
     instance_id: InstanceId = Field(default_factory=_instance_id)
     #: Claimed work not finished within this goes back to the queue (the instance died).
-    #: Must outlast a SubmitReq exchange (``mmsc.timeout_seconds``), or a slow answer
-    #: could see its batch claimed and sent again by a peer.
+    #: Also covers a webhook event being sent. Must outlast a SubmitReq exchange
+    #: (``mmsc.timeout_seconds``) and a webhook POST, or a slow answer could see its
+    #: work claimed and sent again by a peer.
     lease_seconds: Seconds = 60.0
 
 
@@ -431,14 +432,15 @@ def default_route_problems(flags: Sequence[object]) -> list[ConfigProblem]:
 
 
 def lease_problems(lease_seconds: float, timeouts: Sequence[float]) -> list[ConfigProblem]:
-    """A claim's lease must outlast the longest SubmitReq exchange it covers."""
+    """A claim's lease must outlast the longest exchange it covers (SubmitReq, webhook)."""
     longest = max(timeouts, default=0.0)
     if lease_seconds > longest:
         return []
     return [
         ConfigProblem(
             "cluster.lease_seconds",
-            f"must be longer than the longest mmsc.timeout_seconds ({longest:g})",
+            "must be longer than the longest mmsc.timeout_seconds and "
+            f"webhooks.timeout_seconds ({longest:g})",
         )
     ]
 
@@ -468,7 +470,8 @@ class GatewayConfig(_Section):
         ]
         if self.store.url is not None:  # leases exist only on the shared store
             problems += lease_problems(
-                self.cluster.lease_seconds, [m.timeout_seconds for m in self.mmsc]
+                self.cluster.lease_seconds,
+                [*(m.timeout_seconds for m in self.mmsc), self.webhooks.timeout_seconds],
             )
         if problems:
             raise CrossCheckError(problems)

@@ -65,6 +65,8 @@ def test_lease_must_outlast_the_submit_timeout_on_the_shared_store():
     }
     assert "90" in problems(data)["cluster.lease_seconds"]
     config_from_dict({**data, "cluster": {"lease_seconds": 120.0}}, environ={})
+    slow_hooks = {**data, "mmsc": [ROUTE], "webhooks": {"timeout_seconds": 75.0}}
+    assert "75" in problems(slow_hooks)["cluster.lease_seconds"]
     config_from_dict({"mmsc": data["mmsc"]}, environ={})  # SQLite: no leases, no check
 
 

@@ -1,5 +1,6 @@
 """PostgreSQL SQL of the webhook outbox: events appended in the transaction of the change
-they describe (a transactional outbox), then read head-of-stream, retried, dead-lettered.
+they describe (a transactional outbox), then claimed head-of-stream under a lease (one
+instance sends an event at a time), retried, dead-lettered.
 """
 
 from __future__ import annotations
@@ -90,22 +91,42 @@ def message_status_event(
 
 
 def due_events(
-    conn: Conn, now: float, limit: int, busy_streams: tuple[str, ...]
+    conn: Conn,
+    now: float,
+    limit: int,
+    busy_streams: tuple[str, ...],
+    owner: str,
+    lease_until: float,
 ) -> list[OutboxEvent]:
-    """The oldest pending event of each stream, if due and its stream is not busy."""
+    """Claim the oldest pending event of each stream, if due, its stream not busy here and
+    not being sent by a live peer (``owner`` holds it until ``lease_until``).
+
+    Only a stream's head is ever returned, so event n+1 of a message waits until event n
+    was delivered or dead-lettered, whichever instance sent it.
+    """
     rows = conn.execute(
-        "SELECT o.id, o.event_id, o.type, o.stream, o.api_key, o.url, o.body, o.attempts, "
-        "o.created_at FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= %s "
+        "WITH heads AS (SELECT o.id FROM outbox o WHERE o.state = 'pending' "
+        "AND o.next_attempt_at <= %s AND (o.lease_until IS NULL OR o.lease_until < %s) "
         "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream = o.stream "
-        "AND p.state = 'pending' AND p.id < o.id) "
-        "AND NOT (o.stream = ANY(%s)) ORDER BY o.next_attempt_at, o.id LIMIT %s",
-        (now, list(busy_streams), limit),
+        "AND p.state = 'pending' AND p.id < o.id) AND NOT (o.stream = ANY(%s)) "
+        "ORDER BY o.next_attempt_at, o.id LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "UPDATE outbox o SET claimed_by = %s, lease_until = %s FROM heads WHERE o.id = heads.id "
+        "RETURNING o.id, o.event_id, o.type, o.stream, o.api_key, o.url, o.body, o.attempts, "
+        "o.created_at, o.next_attempt_at",
+        (now, now, list(busy_streams), limit, owner, lease_until),
     ).fetchall()
-    return [OutboxEvent(*r) for r in rows]
+    rows.sort(key=lambda r: (float(r[9]), int(r[0])))
+    return [OutboxEvent(*r[:9]) for r in rows]
 
 
 def next_event_at(conn: Conn) -> float | None:
-    row = conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'").fetchone()
+    """When a stream's head is next due; one a peer is sending counts from its lease end
+    (else an idle instance would poll it without pause)."""
+    row = conn.execute(
+        "SELECT MIN(GREATEST(o.next_attempt_at, COALESCE(o.lease_until, 0))) FROM outbox o "
+        "WHERE o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox p "
+        "WHERE p.stream = o.stream AND p.state = 'pending' AND p.id < o.id)"
+    ).fetchone()
     return None if row is None or row[0] is None else float(row[0])
 
 
@@ -113,7 +134,7 @@ def finish_event(conn: Conn, row_id: int, state: str, error: str | None, now: fl
     """Mark an event ``delivered`` or ``dead`` after an attempt."""
     conn.execute(
         "UPDATE outbox SET state = %s, attempts = attempts + 1, last_error = %s, "
-        "updated_at = %s WHERE id = %s",
+        "claimed_by = NULL, lease_until = NULL, updated_at = %s WHERE id = %s",
         (state, error, now, row_id),
     )
 
@@ -121,7 +142,7 @@ def finish_event(conn: Conn, row_id: int, state: str, error: str | None, now: fl
 def retry_event(conn: Conn, row_id: int, next_at: float, error: str, now: float) -> None:
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = %s, last_error = %s, "
-        "updated_at = %s WHERE id = %s",
+        "claimed_by = NULL, lease_until = NULL, updated_at = %s WHERE id = %s",
         (next_at, error, now, row_id),
     )
 

@@ -184,6 +184,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             # lease to run out, then any instance claims the batch again.
             "ALTER TABLE batches ADD COLUMN claimed_by TEXT",
             "ALTER TABLE batches ADD COLUMN lease_until DOUBLE PRECISION",
+            # The same for a webhook event being sent, so two instances never send it at
+            # once (nor a stream's next event before it is done).
+            "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE outbox ADD COLUMN lease_until DOUBLE PRECISION",
             """CREATE TABLE media (
                 sha256 TEXT PRIMARY KEY,
                 size BIGINT NOT NULL,

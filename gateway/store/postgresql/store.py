@@ -338,7 +338,12 @@ class PostgresStore:
     async def due_events(
         self, now: float, limit: int, busy_streams: tuple[str, ...]
     ) -> list[OutboxEvent]:
-        return await self.run(lambda conn: events.due_events(conn, now, limit, busy_streams))
+        lease_until = now + self.lease_seconds
+        return await self.run(
+            lambda conn: events.due_events(
+                conn, now, limit, busy_streams, self.instance_id, lease_until
+            )
+        )
 
     async def next_event_at(self) -> float | None:
         return await self.run(events.next_event_at)
