@@ -468,6 +468,16 @@ class GatewayConfig(_Section):
                 "api_keys", "key", [k.key.get_secret_value() for k in self.api_keys], show=False
             ),
         ]
+        if self.store.url is not None and self.gateway.signing_key is None:
+            # A key generated per data_dir would make one instance's media links fail on
+            # every other instance.
+            problems.append(
+                ConfigProblem(
+                    "gateway.signing_key",
+                    "required with a shared store (store.url): every instance must sign "
+                    "media links with the same key",
+                )
+            )
         if self.store.url is not None:  # leases exist only on the shared store
             problems += lease_problems(
                 self.cluster.lease_seconds,

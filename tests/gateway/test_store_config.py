@@ -37,7 +37,8 @@ def test_defaults_are_sqlite_and_hostname_pid():
 def test_store_url_from_env_is_a_secret():
     url = "postgresql://gw:pw@db.example:5432/mm7gw"
     config = config_from_dict(
-        {"mmsc": [ROUTE], "store": {"url": "env:STORE_URL"}}, environ={"STORE_URL": url}
+        {"mmsc": [ROUTE], "store": {"url": "env:STORE_URL"}, "gateway": KEYED},
+        environ={"STORE_URL": url},
     )
     assert config.store.url is not None and config.store.url.get_secret_value() == url
     assert "pw" not in repr(config) and "pw" not in str(config.store)
@@ -58,10 +59,21 @@ def test_store_and_cluster_problems_name_their_keys():
     assert "MISSING" in problems({"mmsc": [ROUTE], "store": {"url": "env:MISSING"}})["store.url"]
 
 
+SHARED = {"url": "postgresql://root@127.0.0.1/x"}
+KEYED = {"signing_key": "k" * 32}
+
+
+def test_a_shared_store_needs_one_signing_key_for_all_instances():
+    found = problems({"mmsc": [ROUTE], "store": SHARED})
+    assert "same key" in found["gateway.signing_key"]
+    config_from_dict({"mmsc": [ROUTE], "store": SHARED, "gateway": KEYED}, environ={})
+
+
 def test_lease_must_outlast_the_submit_timeout_on_the_shared_store():
     data = {
         "mmsc": [{**ROUTE, "timeout_seconds": 90.0}],
-        "store": {"url": "postgresql://root@127.0.0.1/x"},
+        "store": SHARED,
+        "gateway": KEYED,
     }
     assert "90" in problems(data)["cluster.lease_seconds"]
     config_from_dict({**data, "cluster": {"lease_seconds": 120.0}}, environ={})
@@ -78,10 +90,11 @@ def migrate_cmd(config: Path, environ: dict[str, str] | None = None):
     )  # fmt: skip
 
 
-def write_config(tmp_path: Path, store: str = "") -> Path:
+def write_config(tmp_path: Path, store: str = "", *, key: bool = False) -> Path:
     path = tmp_path / "gw.toml"
+    signing = f'signing_key = "{"k" * 32}"\n' if key else ""
     path.write_text(
-        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n{store}\n'
+        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n{signing}{store}\n'
         '[[mmsc]]\nname = "a"\nurl = "http://127.0.0.1:9090/mm7"\n',
         encoding="utf-8",
     )
@@ -99,7 +112,7 @@ def test_migrate_postgresql_twice(tmp_path):
     pg_support.require_postgres()
     name = pg_support.create_database()
     try:
-        config = write_config(tmp_path, '[store]\nurl = "env:MM7GW_TEST_STORE_URL"\n')
+        config = write_config(tmp_path, '[store]\nurl = "env:MM7GW_TEST_STORE_URL"\n', key=True)
         env = {"MM7GW_TEST_STORE_URL": pg_support.url_of(name)}
         for _ in range(2):
             result = migrate_cmd(config, env)
@@ -119,7 +132,9 @@ def test_migrate_reports_config_and_store_errors(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     down = migrate_cmd(
-        write_config(tmp_path, f'[store]\nurl = "postgresql://u:hunter2@127.0.0.1:{port}/x"\n')
+        write_config(
+            tmp_path, f'[store]\nurl = "postgresql://u:hunter2@127.0.0.1:{port}/x"\n', key=True
+        )
     )
     assert down.returncode == 1 and "cannot open database" in down.stderr
     assert "hunter2" not in down.stderr and "Traceback" not in down.stderr

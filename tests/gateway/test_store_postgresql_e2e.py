@@ -52,6 +52,7 @@ async def test_message_sent_and_reported_through_the_postgresql_store(
     raw["listen"]["mm7"] = f"127.0.0.1:{port}"
     raw["store"] = {"url": "env:MM7GW_TEST_STORE_URL", "pool_size": 4}
     raw["cluster"] = {"instance_id": "gw-e2e"}
+    raw["gateway"]["signing_key"] = "e2e-signing-key-0123456789abcdef"
     config = GatewayConfig.model_validate(
         raw, context={ENVIRON_CONTEXT_KEY: {"MM7GW_TEST_STORE_URL": pg_url}}
     )
