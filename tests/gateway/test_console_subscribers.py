@@ -47,13 +47,20 @@ def number_box(html: str) -> str:
 
 
 def history_rows(html: str) -> list[list[str]]:
-    table = re.search(r'<table id="consent-history">.*?<tbody>(.*?)</tbody>', html, re.DOTALL)
-    if table is None:
+    """Each history entry as [when, status, source, reason], oldest first."""
+    listed = re.search(r'<ol class="timeline" id="consent-history">(.*?)</ol>', html, re.DOTALL)
+    if listed is None:
         return []
-    return [
-        [cell.strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.DOTALL)]
-        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.DOTALL)
-    ]
+    rows = []
+    for item in re.findall(r"<li\b.*?</li>", listed.group(1), re.DOTALL):
+        reason = re.search(r'class="reason">(.*?)</span>', item)
+        rows.append([
+            re.search(r"<time>(.*?)</time>", item).group(1),
+            re.search(r'class="status">(.*?)</strong>', item).group(1),
+            re.search(r'class="source">(.*?)</span>', item).group(1),
+            reason.group(1) if reason else "",
+        ])
+    return rows
 
 
 def status_of(html: str) -> str:
