@@ -525,6 +525,7 @@ class Gateway:
                 media=self.media_store.get,
                 thumbs_dir=self.data_dir / "thumbs",
                 wake_outbox=self.outbox.wake,
+                pools={p.name: p.consent for p in self.config.pool},
                 mask_numbers=self.config.logging.mask_numbers,
                 clock=self.clock,
             ),

@@ -49,6 +49,8 @@ class ConsoleDeps:
     media: Callable[[str], Awaitable[bytes]]
     thumbs_dir: Path
     wake_outbox: Callable[[], None]
+    #: Configured sender pools -> their consent rule ("opt_in" | "opt_out").
+    pools: dict[str, str] = field(default_factory=dict)
     mask_numbers: bool = True
     session_ttl_seconds: float = 8 * 3600.0
     clock: Callable[[], float] = time.time

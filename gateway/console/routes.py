@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.console import actions, pages
+from gateway.console import actions, pages, subscribers
 from gateway.console.context import DEPS, HERE, PREFIX, ConsoleDeps, error_page, session_of
 from gateway.console.session import tokens_match
 
@@ -46,6 +46,8 @@ def add_console(app: web.Application, deps: ConsoleDeps) -> None:
     r.add_get(f"{PREFIX}/thumbs/{{sha256}}", guarded(pages.thumbnail))
     r.add_get(f"{PREFIX}/dead-letters", guarded(pages.dead_letters))
     r.add_post(f"{PREFIX}/dead-letters/replay", guarded(actions.replay))
+    r.add_get(f"{PREFIX}/subscribers", guarded(subscribers.subscribers))
+    r.add_post(f"{PREFIX}/subscribers", guarded(subscribers.change))
     r.add_get(f"{PREFIX}/send", guarded(actions.send_form))
     r.add_post(f"{PREFIX}/send", guarded(actions.send))
     r.add_static(f"{PREFIX}/static", HERE / "static", append_version=False)

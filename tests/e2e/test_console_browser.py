@@ -1,6 +1,6 @@
 """The operator console in real headless Chromium (Debian's /usr/bin/chromium driven by
 Playwright): log in with the keyboard, find a sent message, open its timeline, replay a
-dead letter, send a test MMS, at desktop and at phone width. Screenshots go to the test's
+dead letter, send a test MMS, opt a pool subscriber in, at desktop and at phone width. Screenshots go to the test's
 temp dir (and, with MM7GW_UPDATE_DOCS=1, to docs/ for the README); what they show is
 asserted through the DOM.
 
@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.console_support import ADMIN_KEY, CLIENT_REF, TO, Scenario, console_scenario
+from gateway.store.records import ConsentChange
+from tests.gateway.console_support import (
+    ADMIN_KEY,
+    CLIENT_REF,
+    POOL,
+    TO,
+    Scenario,
+    console_scenario,
+)
 from tests.gateway.support import noisy_jpeg
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -139,6 +147,21 @@ async def test_operator_walkthrough_in_chromium(browser, scenario, tmp_path):
     assert 0 < after < 100_000 < uploaded
     await page.screenshot(path=str(tmp_path / "send.png"), full_page=True)
 
+    # Opt a number in to the pool with a reason: the status and history show it.
+    await page.get_by_role("link", name="Subscribers").click()
+    await page.get_by_label("Pool").select_option(POOL)
+    await page.get_by_label("Number (E.164)").fill(TO)
+    await page.get_by_role("button", name="Look up").click()
+    assert (await page.locator("#consent-status").get_attribute("data-status")) == "none"
+    await page.get_by_label("opted_in").check()
+    await page.get_by_label("Reason (kept in the history)").fill("asked at the counter")
+    await page.get_by_role("button", name="Record change").click()
+    await page.locator("#changed").wait_for()
+    assert await page.locator("#consent-status").inner_text() == "opted_in"
+    history = await page.locator("#consent-history").inner_text()
+    assert "console:ops" in history and "asked at the counter" in history
+    assert TO not in await page.locator("main").inner_text()  # masked
+
     # Inbound MMS with a thumbnail that really loaded.
     await page.get_by_role("link", name="Inbound").click()
     thumb = page.locator("img.thumb").first
@@ -162,13 +185,20 @@ async def test_phone_width_has_no_horizontal_scroll_and_a_keyboard_skip_link(bro
     context = await browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
     page = await context.new_page()
     await log_in_with_keyboard(page, scenario)
-    for path in ("/console/", f"/console/messages/{scenario.message_id}", "/console/send", "/console/dead-letters"):
+    subscriber = f"/console/subscribers?pool={POOL}&number=%2B{TO[1:]}"
+    await scenario.gateway.store.set_consent(
+        ConsentChange(pool=POOL, number=TO, status="opted_out", source="api",
+                      reason="a long reason " * 8, at=0.0, recorded_at=0.0)
+    )  # fmt: skip
+    for path in ("/console/", f"/console/messages/{scenario.message_id}", "/console/send",
+                 "/console/dead-letters", subscriber):  # fmt: skip
         await page.goto(scenario.url(path))
         overflow = await page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, (path, overflow)
-        await page.screenshot(path=str(tmp_path / f"phone{path.replace('/', '_')}.png"))
+        name = re.sub(r"\W", "_", path)
+        await page.screenshot(path=str(tmp_path / f"phone{name}.png"))
     await page.keyboard.press("Tab")
     focused = await page.evaluate("document.activeElement.textContent")
     assert focused == "Skip to content"

@@ -37,6 +37,8 @@ ADMIN_KEY = "admin-key-for-the-console-0001"
 TO = "+821012345678"
 INBOUND_FROM = "+821099998888"
 CLIENT_REF = "order-42"
+POOL = "promo"
+POOL_SENDER = "+14155550199"
 
 
 def png_image(size: tuple[int, int] = (640, 480)) -> bytes:
@@ -74,6 +76,10 @@ def console_config(tmp_path: Path, mmsc_url: str, mm7_port: int, hook_url: str) 
         webhooks={"max_attempts": 1},
     )
     raw["api_keys"].append({"name": "ops", "key": ADMIN_KEY, "role": "admin"})
+    # A pool for the subscribers page; its sender is not the short code inbound MMS go to.
+    raw["pool"] = [
+        {"name": POOL, "consent": "opt_in", "sender": [{"address": POOL_SENDER, "kind": "long_code"}]}
+    ]
     raw["listen"]["mm7"] = f"127.0.0.1:{mm7_port}"
     return GatewayConfig.model_validate(raw, context={ENVIRON_CONTEXT_KEY: {}})
 

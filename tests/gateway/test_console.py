@@ -25,7 +25,14 @@ from tests.gateway.console_support import (
 )
 from tests.gateway.support import noisy_jpeg
 
-PAGES = ["/console/", "/console/messages", "/console/inbound", "/console/dead-letters", "/console/send"]
+PAGES = [
+    "/console/",
+    "/console/messages",
+    "/console/inbound",
+    "/console/dead-letters",
+    "/console/subscribers",
+    "/console/send",
+]
 
 
 @pytest.fixture
