@@ -254,12 +254,15 @@ class SqliteStore:
         except sqlite3.Error as exc:
             # The commit itself failed: nothing of this group is durable.
             error = StoreError(f"database commit failed: {exc}")
-            _deliver([(op, None, error) for op in group])
+            # Roll back before answering: a caller that retries at once must not find the
+            # failed transaction still open on this connection.
             try:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
             except sqlite3.Error as rollback_failure:
+                _deliver([(op, None, error) for op in group])
                 raise _BrokenConnection from rollback_failure
+            _deliver([(op, None, error) for op in group])
             return
         _deliver(results)
 
