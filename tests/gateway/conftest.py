@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.config.model import GatewayConfig
+from tests.gateway.callback_helpers import Receiver, TinyMmsc
 from tests.gateway.support import RunningGateway, RunningMock
 
 
@@ -62,3 +63,21 @@ async def run_gateway() -> AsyncIterator[Callable[..., Any]]:
         await running.session.close()
         if running.gateway.listeners.runners:
             await running.gateway.stop()
+
+
+@pytest.fixture
+async def mmsc() -> AsyncIterator[TinyMmsc]:
+    """A minimal in-process MMSC answering SubmitReq (the callback tests' peer)."""
+    tiny = TinyMmsc()
+    await tiny.start()
+    yield tiny
+    await tiny.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback that records what it is sent."""
+    hook = Receiver()
+    await hook.start()
+    yield hook
+    await hook.stop()

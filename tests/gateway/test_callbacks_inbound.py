@@ -15,8 +15,6 @@ from gateway.media.links import media_url
 from protocol import Address, Attachment, DeliverReq, DeliverRsp, Recipients, decode
 from tests.gateway.callback_helpers import (
     SHORT_CODE,
-    Receiver,
-    TinyMmsc,
     bearer,
     build_config,
     get_json,
@@ -57,22 +55,6 @@ def deliver(
         time_stamp=time_stamp,
         attachments=(container,),
     )
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
-
-
-@pytest.fixture
-async def receiver():
-    hook = Receiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 @pytest.mark.parametrize(

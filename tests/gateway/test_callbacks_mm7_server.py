@@ -22,7 +22,6 @@ from protocol import (
     encode,
 )
 from tests.gateway.callback_helpers import (
-    TinyMmsc,
     basic,
     build_config,
     delivery_report,
@@ -31,14 +30,6 @@ from tests.gateway.callback_helpers import (
 )
 
 TO = "+821012345678"
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
 
 
 def root_namespace(body: bytes) -> str:

@@ -7,7 +7,6 @@ import socket
 from typing import Any
 
 import aiohttp
-import pytest
 
 from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
 from tests.gateway.callback_helpers import (
@@ -52,14 +51,6 @@ async def mock_and_config(
     )
     raw["listen"]["mm7"] = f"127.0.0.1:{port}"
     return mock, GatewayConfig.model_validate(raw, context={ENVIRON_CONTEXT_KEY: {}})
-
-
-@pytest.fixture
-async def receiver():
-    hook = Receiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 async def admin(mock: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:

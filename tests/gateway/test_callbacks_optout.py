@@ -35,14 +35,6 @@ def text_mms(text: str, *, sender: str = USER, to: str = SHORT_CODE, tid: str = 
     )
 
 
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
-
-
 @pytest.mark.parametrize(
     ("text", "action"),
     [

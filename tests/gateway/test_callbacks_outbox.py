@@ -19,7 +19,6 @@ from protocol import encode
 from tests.gateway.callback_helpers import (
     WEBHOOK_SECRET,
     Receiver,
-    TinyMmsc,
     basic,
     build_config,
     delivery_report,
@@ -36,22 +35,6 @@ from tests.gateway.test_callbacks_inbound import deliver
 
 TO = "+821012345678"
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
-
-
-@pytest.fixture
-async def receiver():
-    hook = Receiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 def test_signature_format_and_verification():

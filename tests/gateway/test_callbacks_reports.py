@@ -19,7 +19,6 @@ from gateway.store.transitions import HARD_FINAL, next_state, pick_recipient, sa
 from protocol import DeliveryReportRsp, ReadReplyRsp, decode
 from protocol.messages import MM_DELIVERY_STATUSES
 from tests.gateway.callback_helpers import (
-    TinyMmsc,
     build_config,
     delivery_report,
     message_state,
@@ -141,14 +140,6 @@ async def test_report_before_submit_commit_is_applied_when_it_arrives(tmp_path):
 
 
 # -- over HTTP -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
 
 
 @pytest.mark.parametrize(("mm_status", "state"), sorted(EXPECTED.items()))

@@ -20,7 +20,6 @@ from gateway.media.offload import OFFLOAD_BYTES
 from gateway.media.store import MediaStore
 from gateway.outbound import mmsc_client
 from tests.gateway.callback_helpers import (
-    TinyMmsc,
     build_config,
     delivery_report,
     eventually,
@@ -45,14 +44,6 @@ def recording(monkeypatch: pytest.MonkeyPatch, target: Any, name: str) -> list[b
 
     monkeypatch.setattr(target, name, wrapper)
     return on_loop
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
 
 
 async def test_mm7_listener_decodes_a_big_deliver_req_off_the_loop(tmp_path, mmsc, monkeypatch):

@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 import aiohttp
-import pytest
 
 from gateway.errors import StoreError
 from gateway.store import NewMessage, SqliteStore
@@ -58,14 +57,6 @@ async def test_store_creates_the_reply_with_the_inbound_message_once(tmp_path):
         assert await store.queue_depths() == {"r1": 1}
     finally:
         await store.close()
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
 
 
 def confirmations(mmsc: TinyMmsc) -> list[Any]:

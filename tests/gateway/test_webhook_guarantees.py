@@ -20,8 +20,6 @@ from gateway.webhooks.outbox import destination
 from gateway.webhooks.signing import SIGNATURE_HEADER, verify_webhook, webhook_signature
 from tests.gateway.callback_helpers import (
     WEBHOOK_SECRET,
-    Receiver,
-    TinyMmsc,
     build_config,
     eventually,
     get_json,
@@ -50,22 +48,6 @@ VECTORS = [
     ),
     ("k", 0, b"", "6b4a4b8b3c40f1e8f53a3d36682e5f99f7ad2ac1df1c93dfe336f329167641e7"),
 ]
-
-
-@pytest.fixture
-async def mmsc():
-    tiny = TinyMmsc()
-    await tiny.start()
-    yield tiny
-    await tiny.stop()
-
-
-@pytest.fixture
-async def receiver():
-    hook = Receiver()
-    await hook.start()
-    yield hook
-    await hook.stop()
 
 
 def readme_verify() -> Any:
