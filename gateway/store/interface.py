@@ -23,6 +23,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from gateway.store.campaign_records import (
+        CampaignRecipient,
+        CampaignRecord,
+        CancelPage,
+        ChunkResult,
+        InvalidLine,
+        NewCampaign,
+    )
     from gateway.store.history import AttemptRow, MessageHistory, MessageQuery
     from gateway.store.records import (
         Batch,
@@ -179,3 +187,21 @@ class Store(Protocol):
         self, message_id: str, code: str, expires_at: float, now: float
     ) -> str: ...
     async def resolve_short_link(self, code: str, now: float) -> ShortLink | None: ...
+
+    # Bulk sends (DESIGN.md section 16): a campaign's recipients are committed in chunks
+    # while it is ``preparing`` (its SubmitReqs held), then opened in one transaction.
+    async def create_campaign(self, new: NewCampaign) -> tuple[str, bool]: ...
+    async def add_campaign_chunk(self, campaign_id: str, chunk: NewMessage) -> ChunkResult: ...
+    async def open_campaign(
+        self, campaign_id: str, invalid: list[InvalidLine], invalid_count: int, now: float
+    ) -> CampaignRecord: ...
+    async def discard_campaign(self, campaign_id: str) -> None: ...
+    async def discard_preparing_campaigns(self, created_before: float) -> int: ...
+    async def get_campaign(self, campaign_id: str) -> CampaignRecord | None: ...
+    async def campaign_recipients(
+        self, campaign_id: str, status: str | None, after: tuple[int, int] | None, limit: int
+    ) -> list[CampaignRecipient]: ...
+    async def cancel_campaign_page(
+        self, campaign_id: str, after: int, limit: int, now: float
+    ) -> CancelPage: ...
+    async def campaign_progress(self, now: float) -> list[tuple[str, str]]: ...

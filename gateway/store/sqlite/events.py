@@ -54,13 +54,16 @@ def message_status_event(
 ) -> str | None:
     """Emit ``message.status`` for some recipients of a message, if anyone listens."""
     row = conn.execute(
-        "SELECT m.api_key, m.status, m.client_ref, m.callback_url, t.url FROM messages m "
-        "LEFT JOIN webhook_targets t ON t.api_key = m.api_key WHERE m.id = ?",
+        "SELECT m.api_key, m.status, m.client_ref, m.callback_url, t.url, c.events "
+        "FROM messages m LEFT JOIN webhook_targets t ON t.api_key = m.api_key "
+        "LEFT JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = ?",
         (message_id,),
     ).fetchone()
     if row is None or not indexes:
         return None
-    api_key, status, client_ref, callback_url, default_url = row
+    api_key, status, client_ref, callback_url, default_url, campaign_events = row
+    if campaign_events is not None and campaign_events != "per_recipient":
+        return None  # a bulk send reports by batch.status unless it asked for more
     url = callback_url or default_url
     if not url:
         return None

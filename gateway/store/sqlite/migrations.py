@@ -287,6 +287,37 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX pool_sends_recent ON pool_sends (pool, number, at)",
         ),
     ),
+    (
+        11,
+        "bulk sends: campaigns (POST /v1/batches) and their messages",
+        (
+            # One row per POST /v1/batches. ``status``: preparing (recipients being
+            # committed; its SubmitReqs are held), queued, sending, sent, completed,
+            # canceled. ``invalid_json``: the refused input lines, as answered.
+            """CREATE TABLE campaigns (
+                id TEXT PRIMARY KEY,
+                api_key TEXT NOT NULL,
+                status TEXT NOT NULL,
+                events TEXT NOT NULL,
+                callback_url TEXT,
+                client_ref TEXT,
+                idempotency_key TEXT,
+                recipients INTEGER NOT NULL DEFAULT 0,
+                invalid_count INTEGER NOT NULL DEFAULT 0,
+                invalid_json TEXT NOT NULL DEFAULT '[]',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX campaigns_status ON campaigns (status)",
+            "CREATE UNIQUE INDEX campaigns_idempotency ON campaigns (api_key, idempotency_key)",
+            # A campaign is stored as ordinary messages of one SubmitReq each (so dispatch,
+            # reports, retries and cancel work unchanged); ``campaign_seq`` orders them.
+            "ALTER TABLE messages ADD COLUMN campaign_id TEXT",
+            "ALTER TABLE messages ADD COLUMN campaign_seq INTEGER",
+            "CREATE INDEX messages_campaign ON messages (campaign_id, campaign_seq)",
+            "CREATE INDEX messages_campaign_status ON messages (campaign_id, status)",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

@@ -39,6 +39,7 @@ from gateway.store.records import (
     SmsJob,
 )
 from gateway.store.sqlite import events, history, inbound, pools, reports, retention, sms
+from gateway.store.sqlite.campaigns import CampaignOps
 from gateway.store.sqlite.messages import (
     cancel_message,
     cancel_not_possible,
@@ -105,7 +106,7 @@ def _deliver(outcomes: list[tuple[_Op, Any, BaseException | None]]) -> None:
             loop.call_soon_threadsafe(_settle, items)
 
 
-class SqliteStore:
+class SqliteStore(CampaignOps):
     """The embedded store: a SQLite database file under ``data_dir``."""
 
     #: One process per database file (see ``take_send_token``).
