@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import __version__
+from gateway.api.batches import CAMPAIGNS, MAX_BATCH_RECIPIENTS, add_batch_routes
 from gateway.api.body import body_limit_middleware
 from gateway.api.inbound import InboundRoutes
 from gateway.api.middleware import auth_middleware, errors_middleware, metrics_middleware
@@ -69,6 +70,7 @@ from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
 from gateway.ops.sms_metrics import SmsMetrics
 from gateway.ops.supervisor import WEBHOOK_TASK, RestartPolicy, Supervisor, route_task
+from gateway.outbound.campaigns import CampaignService, CampaignWatcher
 from gateway.outbound.content import MediaCache, RecentMessages, encode_stored_submit
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
@@ -370,6 +372,21 @@ class Gateway:
             on_pool_send=self.metrics.pool_send,
             on_refusal=self.metrics.consent_refusal,
         )
+        self.campaigns = CampaignService(
+            store=self.store,
+            submissions=self.submissions,
+            router=self.router,
+            queue=self.queue,
+            max_queue_depth=config.gateway.max_queue_depth,
+            wake=self._wake,
+            on_accepted=lambda route, n: self._accepted_counters[route].inc(n),
+            clock=self.clock,
+            optout=self.submissions.optout,
+        )
+        self.campaign_watcher = CampaignWatcher(
+            self.store, self.clock, events_added=self._outbox_wake
+        )
+        self._campaign_task: asyncio.Task[None] | None = None
         self.control = MessageControl(
             store=self.store,
             workers=self.workers,
@@ -404,6 +421,9 @@ class Gateway:
         app[MAX_MEDIA] = self.config.gateway.max_media_parts
         app[MAX_BODY] = self.config.gateway.max_body_bytes
         add_routes(app)
+        app[CAMPAIGNS] = self.campaigns
+        app[MAX_BATCH_RECIPIENTS] = self.config.gateway.max_recipients_per_batch
+        add_batch_routes(app)
         enable_access_log(app, "api")
         return app
 
@@ -613,6 +633,10 @@ class Gateway:
         store = self.store.dead_reason()
         return [*self.supervisor.dead(), *([f"store: {store}"] if store else [])]
 
+    def _outbox_wake(self) -> None:
+        """The campaign watcher wrote events (the outbox is built after it)."""
+        self.outbox.wake()
+
     def _wake(self, route: str) -> None:
         worker = self.workers.get(route)
         if worker is not None:
@@ -629,6 +653,10 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
+        # Bulk sends a previous run was still committing were never acknowledged.
+        discarded = await self.store.discard_preparing_campaigns(self.clock())
+        if discarded:
+            log.warning("discarded unanswered bulk sends of a previous run", count=discarded)
         requeued = await self.store.requeue_in_flight(self.clock())
         if requeued:
             log.warning("requeued submissions left in flight by a previous run", count=requeued)
@@ -654,6 +682,7 @@ class Gateway:
             await self.sms_worker.start()
         for name, worker in self.workers.items():
             self.worker_tasks[name] = self.supervisor.spawn(route_task(name), worker.run)
+        self._campaign_task = self.supervisor.spawn("campaigns", self.campaign_watcher.run)
         self._resume_task = asyncio.create_task(
             self.control.resume_cancels(), name="resume-cancels"
         )
@@ -702,6 +731,10 @@ class Gateway:
             resume.cancel()
             await asyncio.gather(resume, return_exceptions=True)
         self.supervisor.stop()  # no restarts, no back-off waits while we stop
+        campaign_task = self._campaign_task
+        if campaign_task is not None:
+            campaign_task.cancel()
+            await asyncio.gather(campaign_task, return_exceptions=True)
         # Stop intake first, so nothing new is accepted while we drain.
         for runner in self.listeners.runners[:1]:
             await runner.cleanup()

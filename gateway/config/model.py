@@ -180,6 +180,8 @@ class GatewaySection(_Section):
     shutdown_grace_seconds: Seconds = 10.0
     max_queue_depth: Count = 100_000
     max_recipients_per_message: Count = 100
+    #: Recipients per ``POST /v1/batches`` (bulk sends, committed in chunks).
+    max_recipients_per_batch: Count = 100_000
     #: Media items per POST (each fetched URL is held in memory while the message is built).
     max_media_parts: Count = 10
     #: At least 1 KiB: a JSON body with a recipient and a short text needs a few hundred.

@@ -615,6 +615,26 @@ class SubmissionService:
             raise NotFoundError(f"no message {message_id}")
         return record
 
+    # -- for bulk sends (outbound/campaigns.py): the same rules, one content for many --
+    def queue_full(self) -> Backpressure:
+        return self._queue_full()
+
+    def pool_for(self, request: SubmitRequest) -> SenderPool | None:
+        """The request's ``[[pool]]``, if it names one (ValidationError: an unknown one)."""
+        return self._pool(request)
+
+    def new_message(
+        self,
+        api_key: str,
+        request: SubmitRequest,
+        routes: tuple[str, ...],
+        content: Content,
+        parts: tuple[PartRef, ...],
+        now: float,
+    ) -> NewMessage:
+        """The record of ``request`` with prepared content, built but not stored."""
+        return self._new_message(api_key, request, routes, content, parts, None, None, now)
+
 
 def request_fingerprint(body: object, media_digests: list[str]) -> str:
     """Hash of a request for Idempotency-Key conflict detection."""
