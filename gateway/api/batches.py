@@ -83,6 +83,7 @@ async def _read_form(request: web.Request, body: _Body, max_media: int) -> None:
                 field="to",
             )
         await asyncio.to_thread(scan_csv, csv, body.recipients)
+        body.fields["to"] = None  # given, as the recipients part
     if "media" not in body.fields and body.files:
         body.fields["media"] = list(body.files)
 
