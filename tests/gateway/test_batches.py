@@ -12,6 +12,8 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config.model import GatewayConfig
+from gateway.store import NewMessage
+from gateway.store.campaign_records import NewCampaign
 from protocol import SubmitReq
 from tests.gateway.callback_helpers import (
     Receiver,
@@ -361,3 +363,57 @@ async def test_several_thousand_recipients_end_to_end(tmp_path, mmsc):
         done = await wait_batch(gateway, resource["id"], {"sent", "completed"}, timeout=60)
     assert done["counts"]["submitted"] == 3000
     assert sorted(recipients_of(mmsc.submits)) == sorted(to)
+
+
+async def test_non_utf8_csv_is_refused(tmp_path, mmsc):
+    config = build_config(tmp_path, mmsc.url)
+    form = aiohttp.FormData()
+    form.add_field("message", json.dumps({"text": "x"}))
+    form.add_field("recipients", b"number\n\xff\xfe+12125550100\n", filename="to.csv")
+    async with running(config) as gateway:
+        status, resource = await post(gateway, data=form)
+    assert status == 400
+    assert resource["error"]["code"] == "malformed_csv"
+    assert resource["error"]["field"] == "recipients"
+
+
+async def test_a_batch_never_answered_is_not_sent_and_is_removed_at_restart(tmp_path, mmsc):
+    """Recipients committed while the batch is preparing are held; a gateway that died
+    before the 202 removes them when it starts again, so nothing goes out."""
+    config = build_config(tmp_path, mmsc.url)
+    async with running(config) as gateway:
+        now = gateway.clock()
+        campaign_id, created = await gateway.store.create_campaign(
+            NewCampaign(
+                id="bat_unanswered", api_key="app", events="batch", callback_url=None,
+                client_ref=None, idempotency_key=None, created_at=now,
+            )
+        )  # fmt: skip
+        assert created
+        chunk = NewMessage(
+            id="msg_chunk", api_key="app", route="mock", recipients=tuple(numbers(5)),
+            recipient_routes=("mock",) * 5, sender=None, subject=None, text="held",
+            parts=(), batch_sizes={"mock": 1}, created_at=now, send_at=now,
+            expires_at=now + 3600,
+        )  # fmt: skip
+        result = await gateway.store.add_campaign_chunk(campaign_id, chunk)
+        assert result.accepted == 5
+        gateway._wake("mock")
+        await asyncio.sleep(0.3)
+        held = await gateway.store.read(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM batches WHERE state = 'held'"
+            ).fetchone()[0]
+        )
+        status, _ = await call(gateway, "GET", f"/v1/batches/{campaign_id}")
+    assert held == 5
+    assert status == 404  # never acknowledged: not visible
+    async with running(config) as gateway:
+        left = await gateway.store.read(
+            lambda conn: conn.execute(
+                "SELECT (SELECT COUNT(*) FROM campaigns) + (SELECT COUNT(*) FROM messages) "
+                "+ (SELECT COUNT(*) FROM batches) + (SELECT COUNT(*) FROM recipients)"
+            ).fetchone()[0]
+        )
+    assert left == 0
+    assert mmsc.submits == []
