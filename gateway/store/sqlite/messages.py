@@ -368,8 +368,7 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
 def cancel_not_possible(conn: sqlite3.Connection, batch_id: int, now: float, why: str) -> None:
     """Stop asking to cancel a batch, and say why on its recipients (with a webhook)."""
     row = conn.execute(
-        "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? "
-        "RETURNING message_id",
+        "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? RETURNING message_id",
         (now, batch_id),
     ).fetchone()
     if row is None:
