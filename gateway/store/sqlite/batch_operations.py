@@ -77,9 +77,12 @@ class BatchOperations(abc.ABC):
     async def get_message(self, message_id: str) -> MessageRecord | None:
         return await self.read(lambda conn: load_message(conn, message_id))
 
-    async def claim_due(self, route: str, now: float, limit: int) -> list[Batch]:
-        """Move up to ``limit`` due batches of ``route`` to in_flight and return them."""
-        return await self.write(lambda conn: claim_due(conn, route, now, limit))
+    async def claim_due(
+        self, route: str, now: float, limit: int, *, max_in_flight: int | None = None
+    ) -> list[Batch]:
+        """Move up to ``limit`` due batches of ``route`` to in_flight and return them,
+        never more than ``max_in_flight`` of the route in flight at once."""
+        return await self.write(lambda conn: claim_due(conn, route, now, limit, max_in_flight))
 
     async def next_due_at(self, route: str) -> float | None:
         def op(conn: sqlite3.Connection) -> float | None:

@@ -119,8 +119,11 @@ class SqlOperations(BatchOperations):
             )
         # Housekeeping, not retention: the daily cap only looks 24 h back (consent and its
         # history are evidence and are never purged).
-        await self.write(lambda conn: pools.purge_pool_sends(conn, limit))
+        await self._purge_pool_sends(limit)
         return counts
+
+    async def _purge_pool_sends(self, limit: int) -> int:
+        return await self.write(lambda conn: pools.purge_pool_sends(conn, limit))
 
     async def media_in_use(self, digests: list[str], created_before: float) -> set[str]:
         return await self.read(lambda conn: retention.media_in_use(conn, digests, created_before))
