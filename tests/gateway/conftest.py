@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -88,12 +88,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 # -- store backends --------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL database for this test session (dropped at its end)."""
-    yield from pg_support.session_database()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def open_store(
     request: pytest.FixtureRequest, tmp_path: Path
