@@ -67,8 +67,11 @@ def gateway_toml(
     mmsc: dict[str, Any] | None = None,
     retry: dict[str, Any] | None = None,
     listen: dict[str, Any] | None = None,
+    extra_routes: list[dict[str, Any]] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """A gateway config: one route ``mock``, the given listener ports, warnings-only logs."""
+    """A gateway config: one route ``mock`` (plus ``extra_routes``, complete tables), the
+    given listener ports, warnings-only logs, and any further ``tables`` (``store``, ...)."""
     route: dict[str, Any] = {
         "name": "mock",
         "url": mmsc_url,
@@ -98,6 +101,8 @@ def gateway_toml(
                     **(retry or {}),
                 },
             ),
+            *(_table("mmsc", extra, array=True) for extra in extra_routes or []),
+            *(_table(name, values) for name, values in (tables or {}).items()),
         ]
     )
 
