@@ -54,10 +54,6 @@ log = structlog.get_logger("gateway.outbound.dispatcher")
 CIRCUIT_OPEN_AFTER = 5
 #: Longest pause between probes of an open circuit: recovery is noticed within this time.
 CIRCUIT_MAX_PAUSE_SECONDS = 30.0
-#: Pause before claiming again when work is due but none could be claimed: on a shared
-#: store peers hold the route's cluster-wide window (or the rows), and asking again at
-#: once would spin on the database until one of them finishes.
-CONTENDED_PAUSE_SECONDS = 0.05
 
 _STATUS_CLASS_LABEL = {
     "success": "success",
@@ -243,11 +239,7 @@ class RouteWorker:
         self.wake_event.clear()
         self._maybe_probe()
         next_due = await self.store.next_due_at(self.route.name)
-        timeout = (
-            1.0
-            if next_due is None
-            else max(CONTENDED_PAUSE_SECONDS, min(1.0, next_due - self.clock()))
-        )
+        timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
         probing = self._probe_task is not None and not self._probe_task.done()
         if self.route.idle_probe_seconds > 0 and not probing:  # wake up for the next probe
             until_probe = self.last_exchange + self.route.idle_probe_seconds - time.monotonic()
