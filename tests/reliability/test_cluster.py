@@ -6,7 +6,9 @@ TransactionID reaches the mock twice only when the killed instance had sent it b
 died (its lease ran out and a peer, or itself restarted, sent it again); the route's
 ``tps`` and ``burst`` hold for the whole cluster (every window of arrivals fits one token
 bucket), and so does ``max_in_flight`` (the mock never holds more SubmitReqs at once).
-``mm7gw_cluster_instances`` follows the fleet. Rates are checked loosely here (a loaded
+``mm7gw_cluster_instances`` follows the fleet and every instance's queue gauge drains. An
+inbound MMS received by one instance is listed by another and its signed media URL is
+served by a third (one signing key, media in the shared store). Rates are checked loosely here (a loaded
 two-core box); ``bench/cluster_rate.py`` measures them against the ±5 % target.
 """
 
@@ -17,10 +19,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
+from tests.gateway.support import b64, jpeg_bytes
 from tests.reliability.cluster_support import (
     Cluster,
     bucket_excess,
@@ -28,7 +32,7 @@ from tests.reliability.cluster_support import (
     rate_between,
     steady_rate,
 )
-from tests.reliability.helpers import eventually
+from tests.reliability.helpers import AUTH, eventually
 
 pg_support = pytest.importorskip("tests.gateway.pg_support")
 
@@ -168,6 +172,35 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
         assert excess <= 2.0, excess
         assert overall >= 0.75 * TPS, overall  # loose: the ±5 % figure is the benchmark's
         assert outage >= 0.6 * TPS, outage
+
+        # Each instance's queue gauge comes back to zero, whoever accepted what.
+        for name in NAMES:
+
+            async def drained(name: str = name) -> bool:
+                return await cluster.metric(name, 'mm7gw_queue_depth{mmsc="mock"}') == 0
+
+            await eventually(drained, 10.0, f"{name}'s queue gauge back to 0")
+
+        # -- inbound media: received by one instance, listed by another, served by a third --
+        image = jpeg_bytes()
+        async with aiohttp.ClientSession() as session:
+            inbound = {
+                "from": "+12025550199",
+                "to": "12345",
+                "text": "picture",
+                "media": [{"content_type": "image/jpeg", "data": b64(image)}],
+            }
+            async with session.post(cluster.mock_base + "/admin/deliver", json=inbound) as r:
+                assert (await r.json())["delivered"] is True  # to gw-a's MM7 listener
+            async with session.get(
+                cluster.instances["gw-b"].api + "/v1/inbound", headers=AUTH
+            ) as r:
+                (received,) = (await r.json())["data"]
+            (part,) = [m for m in received["media"] if m["content_type"] == "image/jpeg"]
+            link = urlsplit(part["url"])
+            async with session.get(f"{cluster.instances['gw-c'].api}{link.path}?{link.query}") as r:
+                assert r.status == 200
+                assert await r.read() == image
 
         # -- max_in_flight holds for the cluster ---------------------------------------------
         await cluster.mock_config(latency=300)
