@@ -54,6 +54,8 @@ log = structlog.get_logger("gateway.outbound.dispatcher")
 CIRCUIT_OPEN_AFTER = 5
 #: Longest pause between probes of an open circuit: recovery is noticed within this time.
 CIRCUIT_MAX_PAUSE_SECONDS = 30.0
+#: How soon a worker asks again when due work is held back by the cluster's in-flight cap.
+CAPPED_POLL_SECONDS = 0.05
 
 _STATUS_CLASS_LABEL = {
     "success": "success",
@@ -198,7 +200,11 @@ class RouteWorker:
                 self._release(slots)
                 break
             try:
-                batches = await self.store.claim_due(self.route.name, self.clock(), slots)
+                # The route's cap holds for the whole cluster: the store counts every
+                # instance's in-flight batches, not just this window's.
+                batches = await self.store.claim_due(
+                    self.route.name, self.clock(), slots, max_in_flight=self.route.max_in_flight
+                )
             except BaseException:
                 # The supervisor restarts this loop: it must find its window slots free.
                 self._release(slots)
@@ -240,6 +246,10 @@ class RouteWorker:
         self._maybe_probe()
         next_due = await self.store.next_due_at(self.route.name)
         timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - self.clock()))
+        if next_due is not None and timeout == 0.0:
+            # Work is due but the claim found none to take: peers hold the route's whole
+            # max_in_flight (a shared store). Ask again shortly instead of spinning.
+            timeout = CAPPED_POLL_SECONDS
         probing = self._probe_task is not None and not self._probe_task.done()
         if self.route.idle_probe_seconds > 0 and not probing:  # wake up for the next probe
             until_probe = self.last_exchange + self.route.idle_probe_seconds - time.monotonic()

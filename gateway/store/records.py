@@ -14,9 +14,7 @@ FINAL_RECIPIENT_STATES: Final = frozenset(
 )
 #: A recipient gone over to the SMS fallback, before and after Kannel accepted its SMS.
 SMS_STATES: Final = frozenset({"sms_queued", "sms_submitted"})
-RECIPIENT_STATES: Final = (
-    frozenset({"queued", "submitted"}) | SMS_STATES | FINAL_RECIPIENT_STATES
-)
+RECIPIENT_STATES: Final = frozenset({"queued", "submitted"}) | SMS_STATES | FINAL_RECIPIENT_STATES
 
 
 @dataclass(frozen=True, slots=True)

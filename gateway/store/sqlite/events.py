@@ -129,8 +129,8 @@ def finish_event(
 ) -> None:
     """Mark an event ``delivered`` or ``dead`` after an attempt."""
     conn.execute(
-        "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, updated_at = ? "
-        "WHERE id = ?",
+        "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?, claimed_by = NULL, "
+        "lease_until = NULL, updated_at = ? WHERE id = ?",
         (state, error, now, row_id),
     )
 
@@ -140,7 +140,7 @@ def retry_event(
 ) -> None:
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-        "updated_at = ? WHERE id = ?",
+        "claimed_by = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
         (next_at, error, now, row_id),
     )
 

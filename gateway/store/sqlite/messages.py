@@ -9,7 +9,7 @@ transaction.
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
+from typing import Any, Final
 
 from gateway.errors import IdempotencyConflict, StoreError
 from gateway.store.records import (
@@ -234,8 +234,26 @@ def load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | N
     )
 
 
-def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> list[Batch]:
-    rows = conn.execute(
+def claim_due(
+    conn: sqlite3.Connection, route: str, now: float, limit: int, max_in_flight: int | None = None
+) -> list[Batch]:
+    """Up to ``limit`` due batches of ``route`` to in_flight, never more than
+    ``max_in_flight`` of the route in flight at once (counting those claimed before)."""
+    if max_in_flight is not None:
+        in_flight = conn.execute(
+            "SELECT COUNT(*) FROM batches WHERE route = ? AND state = 'in_flight'", (route,)
+        ).fetchone()[0]
+        limit = min(limit, max_in_flight - int(in_flight))
+        if limit <= 0:
+            return []
+    return claim_rows(conn, route, now, select_due(conn, route, now, limit))
+
+
+def select_due(
+    conn: sqlite3.Connection, route: str, now: float, limit: int
+) -> list[tuple[Any, ...]]:
+    """``(id, message_id, attempts, expires_at, transaction_id, sender)`` of due batches."""
+    return conn.execute(
         "SELECT id, message_id, attempts, expires_at, transaction_id, sender FROM batches "
         "WHERE route = ? AND state = 'queued' AND next_attempt_at <= ? "
         # A batch whose cancel was requested is never sent again (the store's invariant:
@@ -244,12 +262,25 @@ def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> l
         "ORDER BY next_attempt_at, id LIMIT ?",
         (route, now, limit),
     ).fetchall()
+
+
+def claim_rows(
+    conn: sqlite3.Connection,
+    route: str,
+    now: float,
+    rows: list[tuple[Any, ...]],
+    *,
+    owner: str | None = None,
+    lease_until: float | None = None,
+) -> list[Batch]:
+    """Move the selected batches to in_flight (attempt counted, held by ``owner`` until
+    ``lease_until`` on a shared store) and return them with their recipients."""
     if not rows:
         return []
     conn.executemany(
-        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, updated_at = ? "
-        "WHERE id = ?",
-        [(now, row[0]) for row in rows],
+        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?, "
+        "lease_until = ?, updated_at = ? WHERE id = ?",
+        [(owner, lease_until, now, row[0]) for row in rows],
     )
     batches = []
     for batch_id, message_id, attempts, expires_at, transaction_id, sender in rows:
@@ -368,8 +399,7 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
 def cancel_not_possible(conn: sqlite3.Connection, batch_id: int, now: float, why: str) -> None:
     """Stop asking to cancel a batch, and say why on its recipients (with a webhook)."""
     row = conn.execute(
-        "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? "
-        "RETURNING message_id",
+        "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? RETURNING message_id",
         (now, batch_id),
     ).fetchone()
     if row is None:
@@ -416,7 +446,8 @@ def retry_batch(
         return True
     conn.execute(
         "UPDATE batches SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-        "attempts = attempts - ?, updated_at = ? WHERE id = ? AND state = 'in_flight'",
+        "attempts = attempts - ?, claimed_by = NULL, lease_until = NULL, updated_at = ? "
+        "WHERE id = ? AND state = 'in_flight'",
         (next_at, error, refund, now, batch_id),
     )
     conn.execute(
@@ -448,7 +479,7 @@ def release(conn: sqlite3.Connection, batch_ids: list[int], now: float) -> None:
     for batch_id in batch_ids:
         if not cancel_if_requested(conn, batch_id, now, "the gateway stopped during the attempt"):
             conn.execute(
-                "UPDATE batches SET state = 'queued', updated_at = ? "
-                "WHERE id = ? AND state = 'in_flight'",
+                "UPDATE batches SET state = 'queued', claimed_by = NULL, lease_until = NULL, "
+                "updated_at = ? WHERE id = ? AND state = 'in_flight'",
                 (now, batch_id),
             )

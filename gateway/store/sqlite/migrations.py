@@ -176,6 +176,20 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         ),
     ),
     (
+        5,
+        "claims with leases (several instances on one PostgreSQL store)",
+        (
+            # Who holds an in-flight batch or a webhook event being sent, and until when: a
+            # claim whose lease ran out belongs to a dead instance and may be taken again.
+            # SQLite (one process per file) records them too, so both schemas stay alike.
+            "ALTER TABLE batches ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE batches ADD COLUMN lease_until REAL",
+            "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE outbox ADD COLUMN lease_until REAL",
+            "CREATE INDEX batches_lease ON batches (route, state, lease_until)",
+        ),
+    ),
+    (
         6,
         "SMS fallback: intents, route policies, short links",
         (
@@ -285,6 +299,25 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
                 at REAL NOT NULL
             )""",
             "CREATE INDEX pool_sends_recent ON pool_sends (pool, number, at)",
+        ),
+    ),
+    (
+        10,
+        "cluster: instance heartbeats, shared token buckets, leases on SMS intents",
+        (
+            """CREATE TABLE instances (
+                instance_id TEXT PRIMARY KEY,
+                started_at REAL NOT NULL,
+                last_seen REAL NOT NULL
+            )""",
+            # One token bucket per route, shared by every instance (DESIGN.md section 11).
+            """CREATE TABLE send_tokens (
+                route TEXT PRIMARY KEY,
+                tokens REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "ALTER TABLE sms_intents ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE sms_intents ADD COLUMN lease_until REAL",
         ),
     ),
 )

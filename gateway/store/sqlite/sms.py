@@ -172,7 +172,7 @@ def sent(conn: sqlite3.Connection, intent_id: int, segments: int, coding: str, n
     """Kannel accepted the SMS: the recipient is ``sms_submitted``."""
     conn.execute(
         "UPDATE sms_intents SET state = 'submitted', segments = ?, coding = ?, last_error = NULL, "
-        "updated_at = ? WHERE id = ? AND state = 'sending'",
+        "claimed_by = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'sending'",
         (segments, coding, now, intent_id),
     )
     _move(conn, intent_id, "sms_submitted", None, now)
@@ -181,7 +181,7 @@ def sent(conn: sqlite3.Connection, intent_id: int, segments: int, coding: str, n
 def retry(conn: sqlite3.Connection, intent_id: int, next_at: float, error: str, now: float) -> None:
     conn.execute(
         "UPDATE sms_intents SET state = 'queued', next_attempt_at = ?, last_error = ?, "
-        "updated_at = ? WHERE id = ? AND state = 'sending'",
+        "claimed_by = NULL, lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'sending'",
         (next_at, error, now, intent_id),
     )
 
@@ -189,8 +189,8 @@ def retry(conn: sqlite3.Connection, intent_id: int, next_at: float, error: str, 
 def give_up(conn: sqlite3.Connection, intent_id: int, error: str, now: float) -> None:
     """No SMS could be handed to Kannel: the recipient is ``failed``."""
     conn.execute(
-        "UPDATE sms_intents SET state = 'failed', last_error = ?, updated_at = ? "
-        "WHERE id = ? AND state = 'sending'",
+        "UPDATE sms_intents SET state = 'failed', last_error = ?, claimed_by = NULL, "
+        "lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'sending'",
         (error, now, intent_id),
     )
     _move(conn, intent_id, "failed", f"sms: {error}", now)

@@ -1,0 +1,248 @@
+"""PostgreSQL implementation of the store, for several gateway instances sharing one
+database (DESIGN.md section 11).
+
+Theory of operation: the operations are those of ``SqlOperations``, the very functions
+``SqliteStore`` runs, each over one pooled connection as one transaction, on a thread of
+the store's own executor (as many at once as the pool has connections), committed before
+the caller's coroutine returns. SQLite runs them one after another; here they run at
+SERIALIZABLE isolation, which gives the same outcome as some one-after-another order, and
+a transaction that a concurrent one (from any instance) would make inconsistent fails
+and runs again. What must not serialise on rows, the claims, runs at READ COMMITTED with
+``FOR UPDATE SKIP LOCKED``, leases and a per-route advisory lock (``claims.py``);
+membership and the shared token buckets are in ``cluster.py``, media in ``media.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gateway.errors import StoreError
+from gateway.store.postgresql import claims, cluster
+from gateway.store.postgresql.connection import PgConnection, RawConn
+from gateway.store.postgresql.media import PostgresMediaStore
+from gateway.store.postgresql.migrations import migrate
+from gateway.store.records import Batch, OutboxEvent, SmsJob
+from gateway.store.sqlite.operations import SqlOperations
+from gateway.store.sqlite.pools import POOL_SENDS_KEEP_SECONDS
+
+T = TypeVar("T")
+#: Conflicts with a concurrent transaction; running the operation again settles them.
+_TRANSIENT: Final = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.UniqueViolation,
+)
+_ATTEMPTS: Final = 10
+#: Deadline of one store call (as ``SqliteStore``'s): a dead server shows as errors.
+CALL_TIMEOUT_SECONDS: Final = 30.0
+_SERIALIZABLE: Final = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+_READ: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_CLAIM: Final = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+
+def _redacted(exc: BaseException) -> str:
+    """The driver's message without a password it may quote from the URL."""
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+class PostgresStore(SqlOperations):
+    """The shared store: one PostgreSQL database for every instance of a gateway."""
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        instance_id: str = "gateway",
+        lease_seconds: float = 30.0,
+        connect_timeout: float = 10.0,
+        call_timeout: float = CALL_TIMEOUT_SECONDS,
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.instance_id = instance_id
+        self.lease_seconds = lease_seconds
+        self.connect_timeout = connect_timeout
+        self.call_timeout = call_timeout
+        self.schema_version = 0
+        self._pool: ConnectionPool[RawConn] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="pg-store")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_sync(self) -> None:
+        timeout = max(1, int(self.connect_timeout))
+        try:
+            # Migrate over a connection of its own first: an unreachable server fails here
+            # at once, where the pool would keep retrying until its timeout.
+            with psycopg.connect(self.url, connect_timeout=timeout, autocommit=True) as conn:
+                self.schema_version = migrate(conn)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open database: {_redacted(exc)}") from exc
+        pool: ConnectionPool[RawConn] = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.connect_timeout,
+            kwargs={"connect_timeout": timeout},
+            name="mm7gw-store",
+        )
+        try:
+            pool.open(wait=True, timeout=self.connect_timeout)
+        except PoolTimeout as exc:
+            pool.close()
+            raise StoreError(f"cannot open database: {_redacted(exc)}") from exc
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, executor = self._pool, self._executor
+        self._pool = self._executor = None
+        if pool is not None:
+            await asyncio.to_thread(pool.close)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def dead_reason(self) -> str | None:
+        """None while open (a server that went away shows as failing calls, which the
+        pool reconnects from), like ``SqliteStore`` before it is opened."""
+        return None
+
+    # -- running operations -------------------------------------------------------------
+    def _transaction(self, fn: Callable[[RawConn], T], begin: str | None) -> T:
+        """Run ``fn`` as one transaction, again after a conflict with a concurrent one."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("store is not open")
+        for attempt in range(_ATTEMPTS):
+            try:
+                with pool.connection() as raw:  # commits on return, rolls back on raise
+                    if begin is not None:
+                        raw.execute(begin)
+                    return fn(raw)
+            except _TRANSIENT:
+                if attempt + 1 == _ATTEMPTS:
+                    raise StoreError("database conflict persisted; try again") from None
+                # A short random pause, so the conflicting transactions do not meet again.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            except psycopg.Error as exc:
+                # Callers catch the store's own error, never the driver's.
+                raise StoreError(f"database error: {_redacted(exc)}") from exc
+            except PoolTimeout as exc:
+                raise StoreError(f"database unavailable: {_redacted(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(self, fn: Callable[[RawConn], T], begin: str | None) -> T:
+        executor = self._executor
+        if executor is None or self._pool is None:
+            raise StoreError("store is not open")
+        job = functools.partial(self._transaction, fn, begin)
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                return await asyncio.get_running_loop().run_in_executor(executor, job)
+        except TimeoutError:
+            raise StoreError(f"store call not done within {self.call_timeout:g} s") from None
+
+    @staticmethod
+    def _adapted(fn: Callable[[sqlite3.Connection], T]) -> Callable[[RawConn], T]:
+        return lambda raw: fn(PgConnection(raw).as_sql_connection())
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(self._adapted(fn), _READ)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(self._adapted(fn), _SERIALIZABLE)
+
+    async def claim(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a claim (READ COMMITTED: row locks and SKIP LOCKED, see ``claims.py``)."""
+        return await self._call(self._adapted(fn), _CLAIM)
+
+    async def run_raw(self, fn: Callable[[RawConn], T]) -> T:
+        """Run ``fn`` over the plain psycopg connection (``%s`` placeholders)."""
+        return await self._call(fn, None)
+
+    def run_raw_sync(self, fn: Callable[[RawConn], T]) -> T:
+        """:meth:`run_raw` for callers already on a thread of their own."""
+        return self._transaction(fn, None)
+
+    def media(self) -> PostgresMediaStore:
+        """The media store kept in this database (shared by every instance)."""
+        return PostgresMediaStore(self)
+
+    def _lease(self, now: float) -> float:
+        return now + self.lease_seconds
+
+    # -- claims with leases (claims.py) -------------------------------------------------
+    async def claim_due(
+        self, route: str, now: float, limit: int, *, max_in_flight: int | None = None
+    ) -> list[Batch]:
+        return await self.claim(
+            lambda conn: claims.claim_due(
+                conn, route, now, limit, max_in_flight=max_in_flight,
+                owner=self.instance_id, lease_until=self._lease(now),
+            )
+        )  # fmt: skip
+
+    async def requeue_in_flight(self, now: float) -> int:
+        """Start-up: only expired leases and this instance's own old claims."""
+        return await self.claim(lambda conn: claims.requeue_at_start(conn, now, self.instance_id))
+
+    async def due_events(
+        self, now: float, limit: int, busy_streams: tuple[str, ...]
+    ) -> list[OutboxEvent]:
+        return await self.claim(
+            lambda conn: claims.due_events(
+                conn, now, limit, busy_streams, owner=self.instance_id,
+                lease_until=self._lease(now),
+            )
+        )  # fmt: skip
+
+    async def next_event_at(self) -> float | None:
+        return await self.read(claims.next_event_at)
+
+    async def claim_sms(self, now: float, limit: int) -> list[SmsJob]:
+        return await self.claim(
+            lambda conn: claims.claim_sms(
+                conn, now, limit, owner=self.instance_id, lease_until=self._lease(now)
+            )
+        )
+
+    async def requeue_sms_sending(self, due: float, now: float) -> int:
+        return await self.claim(
+            lambda conn: claims.requeue_sms_sending(conn, due, now, self.instance_id)
+        )
+
+    async def _purge_pool_sends(self, limit: int) -> int:
+        return await self.write(
+            lambda conn: claims.purge_pool_sends(conn, POOL_SENDS_KEEP_SECONDS, limit)
+        )
+
+    # -- several gateways on one store (cluster.py) -------------------------------------
+    async def heartbeat(self, instance_id: str, now: float) -> None:
+        await self.claim(lambda conn: cluster.heartbeat(conn, instance_id, now, self._lease(now)))
+
+    async def live_instances(self, since: float) -> int:
+        return await self.read(lambda conn: cluster.live_instances(conn, since))
+
+    async def take_send_token(self, route: str, rate: float, burst: float) -> float:
+        return await self.claim(lambda conn: cluster.take_send_token(conn, route, rate, burst))
