@@ -60,7 +60,7 @@ from gateway.inbound.mm7_server import Mm7Listener, Peer
 from gateway.media.fetch import FetchPolicy
 from gateway.media.links import MediaLinks
 from gateway.media.short_links import MissLimiter, ShortLinks
-from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStore
+from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStorage, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
@@ -83,7 +83,7 @@ from gateway.outbound.suppression import OptOut
 from gateway.sms.dlr import DlrIntake, dlr_url
 from gateway.sms.fallback import SmsSettings, SmsWorker
 from gateway.sms.kannel import KannelClient, KannelSettings
-from gateway.store import Batch, MessageRecord, NewMessage, SqliteStore
+from gateway.store import Batch, MessageRecord, NewMessage, Store, build_backend
 from gateway.webhooks.outbox import Outbox, WebhookSettings
 
 log = structlog.get_logger("gateway.app")
@@ -254,8 +254,17 @@ class Gateway:
         )
         self.metrics.add_pools({p.name: [s.address for s in p.sender] for p in config.pool})
         self.data_dir = Path(config.gateway.data_dir)
-        self.store = SqliteStore(self.data_dir / "gateway.sqlite3")
-        self.media_store = MediaStore(self.data_dir / "media")
+        url = config.store.url
+        backend = build_backend(
+            None if url is None else url.get_secret_value(),
+            sqlite_path=self.data_dir / "gateway.sqlite3",
+            pool_size=config.store.pool_size,
+            instance_id=config.cluster.instance_id,
+            lease_seconds=config.cluster.lease_seconds,
+        )
+        self.store: Store = backend.store
+        # Shared by every instance with a shared store; files under data_dir otherwise.
+        self.media_store: MediaStorage = backend.media or MediaStore(self.data_dir / "media")
         self.listeners = Listeners()
         listen = config.listen
         self.tls = (
@@ -476,9 +485,7 @@ class Gateway:
             max_body_bytes=config.listen.mm7_max_body_bytes,
         )
         self.listener.add_routes(self.mm7_app)
-        InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(
-            self.api_app
-        )
+        InboundRoutes(self.store, self.media_store, self.links, self.clock).add_routes(self.api_app)
         ConsentRoutes(self.store, frozenset(p.name for p in config.pool), self.clock).add_routes(
             self.api_app
         )

@@ -39,3 +39,12 @@ def fixtures_dir() -> Path:
 def fixture_bytes(relative: str) -> bytes:
     """Bytes of a file under ``fixtures/``."""
     return (FIXTURES / relative).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A PostgreSQL database for this test session (dropped at its end); skips, or fails
+    under CI=1, when PostgreSQL is not reachable (``tests/gateway/pg_support.py``)."""
+    from tests.gateway import pg_support
+
+    yield from pg_support.session_database()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.media.links import MediaLinks
-    from gateway.media.store import MediaStore
+    from gateway.media.store import MediaStorage
     from gateway.store import Store
 
 _MAX_PAGE = 100
@@ -75,7 +75,7 @@ class InboundRoutes:
     def __init__(
         self,
         store: Store,
-        media_store: MediaStore,
+        media_store: MediaStorage,
         links: MediaLinks,
         clock: Callable[[], float],
     ) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gateway.media.short_links import MissLimiter
-    from gateway.media.store import MediaStore
+    from gateway.media.store import MediaStorage
     from gateway.ops.sms_metrics import SmsMetrics
     from gateway.sms.dlr import DlrIntake
     from gateway.store import PartRef, Store
@@ -60,7 +60,7 @@ class SmsRoutes:
     def __init__(
         self,
         store: Store,
-        media_store: MediaStore,
+        media_store: MediaStorage,
         intake: DlrIntake,
         limiter: MissLimiter,
         metrics: SmsMetrics,

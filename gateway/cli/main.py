@@ -22,6 +22,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "send": ("gateway.cli.send", "submit an MMS through a running gateway and follow it"),
     "inspect": ("gateway.cli.inspect", "decode a captured MM7 body or HTTP message to JSON"),
     "check-config": ("gateway.cli.check_config", "validate a gateway config file"),
+    "migrate": ("gateway.cli.migrate", "apply the store's schema migrations and exit"),
 }
 
 

@@ -228,8 +228,25 @@ class ListenSection(_Section):
         return self
 
 
+def _store_url(value: object, info: ValidationInfo) -> object:
+    """``env:VAR`` resolved first; then it must be a PostgreSQL URL."""
+    value = _resolve_env(value, info)
+    if isinstance(value, str) and urlsplit(value).scheme not in {"postgresql", "postgres"}:
+        raise ValueError("must be a postgresql:// URL (leave it out for SQLite in data_dir)")
+    return value
+
+
+#: May hold a password: a secret (prints as ``**********``).
+StoreUrl = Annotated[SecretStr, BeforeValidator(_store_url)]
+
+
 class StoreSection(_Section):
-    """``[store]``: what is kept and for how long."""
+    """``[store]``: where state lives, what is kept and for how long."""
+
+    #: PostgreSQL shared by several instances; absent: SQLite under ``gateway.data_dir``.
+    url: StoreUrl | None = Field(default=None, repr=False)
+    #: Connections per instance (also the store operations it runs at once).
+    pool_size: Annotated[int, Strict(), Field(ge=1, le=200)] = 10
 
     #: Final messages (with their batches, reports and webhook events), inbound messages,
     #: finished webhook events and unmatched reports older than this are purged, in small
@@ -251,6 +268,9 @@ class ClusterSection(_Section):
     )
     #: Announce this instance this often; peers silent for 3 periods count as gone.
     heartbeat_seconds: Seconds = 5.0
+    #: Claimed work (a batch in flight, a webhook event, an SMS) goes back to the queue
+    #: when its instance has not renewed the lease (each heartbeat does) for this long.
+    lease_seconds: Seconds = 30.0
 
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -517,6 +537,34 @@ def default_route_problems(flags: Sequence[object]) -> list[ConfigProblem]:
     ]
 
 
+def shared_store_problems(
+    store: StoreSection, cluster: ClusterSection, gateway: GatewaySection
+) -> list[ConfigProblem]:
+    """A shared store needs one media-link key for all instances and leases that heartbeats
+    renew in time."""
+    if store.url is None:
+        return []
+    problems = []
+    if gateway.signing_key is None:
+        # A key generated per data_dir would make one instance's media links fail on
+        # every other instance.
+        problems.append(
+            ConfigProblem(
+                "gateway.signing_key",
+                "required with a shared store (store.url): every instance must sign media "
+                "links with the same key",
+            )
+        )
+    if cluster.lease_seconds < 2 * cluster.heartbeat_seconds:
+        problems.append(
+            ConfigProblem(
+                "cluster.lease_seconds",
+                "must be at least twice cluster.heartbeat_seconds (heartbeats renew leases)",
+            )
+        )
+    return problems
+
+
 class GatewayConfig(_Section):
     """The whole validated configuration of one gateway process."""
 
@@ -549,6 +597,7 @@ class GatewayConfig(_Section):
             ),
             *open_callback_problems(self.listen, self.mmsc),
             *pool_problems(self.pool),
+            *shared_store_problems(self.store, self.cluster, self.gateway),
         ]
         if problems:
             raise CrossCheckError(problems)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from gateway.inbound.keywords import OptOutConfirmations, OptOutPolicy, PoolKeywords
     from gateway.media.links import MediaLinks
-    from gateway.media.store import MediaStore
+    from gateway.media.store import MediaStorage
     from gateway.store import Store
     from protocol import Attachment, DeliverReq
 
@@ -135,7 +135,7 @@ class InboundService:
     def __init__(
         self,
         store: Store,
-        media_store: MediaStore,
+        media_store: MediaStorage,
         settings: InboundSettings,
         links: MediaLinks,
         clock: Callable[[], float],

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from gateway.errors import NotFoundError, StoreError
 from gateway.media.offload import run_sized
@@ -30,6 +30,18 @@ KNOWN_DIGESTS: Final = 4096
 #: How stale a file's time may get while it is in use (see the module docstring).
 TOUCH_INTERVAL_SECONDS: Final = 3600.0
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+class MediaStorage(Protocol):
+    """What the gateway needs of a media store: the files below, or the PostgreSQL table
+    of ``gateway/store/postgresql/media.py`` when several instances share one store."""
+
+    async def put(self, data: bytes, *, digest: str | None = None) -> str: ...
+    async def get(self, sha256: str) -> bytes: ...
+    def exists(self, sha256: str) -> bool: ...
+    # Retention (blocking; run in a thread).
+    def old_files(self, older_than: float, limit: int) -> list[str]: ...
+    def delete(self, sha256: str, older_than: float) -> bool: ...
 
 
 class MediaStore:

@@ -19,7 +19,7 @@ import structlog
 from gateway.errors import StoreError
 
 if TYPE_CHECKING:
-    from gateway.media.store import MediaStore
+    from gateway.media.store import MediaStorage
     from gateway.ops.metrics import Metrics
     from gateway.store import Store
 
@@ -43,7 +43,7 @@ class Retention:
     def __init__(
         self,
         store: Store,
-        media: MediaStore,
+        media: MediaStorage,
         settings: RetentionSettings,
         metrics: Metrics,
         clock: Callable[[], float],

@@ -18,7 +18,7 @@ from protocol import (
 )
 
 if TYPE_CHECKING:
-    from gateway.media.store import MediaStore
+    from gateway.media.store import MediaStorage
     from gateway.outbound.dispatcher import RouteSettings
     from gateway.store import Batch, MessageRecord
 
@@ -117,7 +117,7 @@ class RecentMessages:
 class MediaCache:
     """Small LRU of media bytes: a campaign sends the same image many times."""
 
-    def __init__(self, store: MediaStore, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, store: MediaStorage, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self._items: OrderedDict[str, bytes] = OrderedDict()

@@ -35,7 +35,7 @@ from gateway.media import AdaptResult, MediaPart, MediaTooLargeError, adapt_part
 from gateway.media import MediaError as PipelineMediaError
 from gateway.media.fetch import FetchPolicy, address_allowed, fetch_media
 from gateway.media.offload import run_sized
-from gateway.media.store import MediaStore
+from gateway.media.store import MediaStorage
 from gateway.outbound.pools import SenderPool, assign_senders
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.request import MediaInput, SubmitRequest
@@ -166,7 +166,7 @@ class SubmissionService:
         self,
         *,
         store: Store,
-        media_store: MediaStore,
+        media_store: MediaStorage,
         router: Router,
         limits: dict[str, RouteLimits],
         queue: QueueGauge,

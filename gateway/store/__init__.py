@@ -1,11 +1,13 @@
 """Durable storage of the gateway: every SQL statement lives under this package.
 
 The rest of the gateway codes against ``Store`` (``interface.py``) and the records of
-``records.py``; ``SqliteStore`` is the embedded default backend.
+``records.py``; ``SqliteStore`` is the embedded default backend, ``PostgresStore``
+(``postgresql/``) the one several instances share; ``build_backend`` picks one.
 """
 
 from __future__ import annotations
 
+from gateway.store.factory import Backend, build_backend
 from gateway.store.interface import Store
 from gateway.store.records import (
     FINAL_RECIPIENT_STATES,
@@ -21,6 +23,7 @@ from gateway.store.sqlite import SqliteStore
 
 __all__ = [
     "FINAL_RECIPIENT_STATES",
+    "Backend",
     "Batch",
     "CancelPlan",
     "MessageRecord",
@@ -30,4 +33,5 @@ __all__ = [
     "ReplacePlan",
     "SqliteStore",
     "Store",
+    "build_backend",
 ]

@@ -2,7 +2,8 @@
 
 The interface speaks in records (``gateway.store.records``) and operations; no
 connection or SQL crosses it, so a backend owns all of its statements. ``SqliteStore``
-(``gateway/store/sqlite/``) is the embedded implementation. Every write operation is
+(``gateway/store/sqlite/``) is the embedded implementation, ``PostgresStore``
+(``gateway/store/postgresql/``) the one several gateway instances share. Every write operation is
 durable when its coroutine returns, and each one is one transaction: a batch state
 change, the recipient updates it causes and the webhook event it emits commit together
 (a transactional outbox), and so do a report or an inbound message with theirs (an
@@ -48,6 +49,8 @@ class Store(Protocol):
     #: True when other gateway instances may use the same store (a cluster): route rates
     #: then go through ``take_send_token`` and instances announce themselves.
     shared: bool
+    #: The schema version in force once opened (migrations run in ``open``).
+    schema_version: int
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,9 @@ from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.config.model import GatewayConfig
+from gateway.store import SqliteStore, Store
+from gateway.store.postgresql import PostgresStore
+from tests.gateway import pg_support
 from tests.gateway.callback_helpers import Receiver, TinyMmsc
 from tests.gateway.support import RunningGateway, RunningMock
 
@@ -81,3 +85,39 @@ async def receiver() -> AsyncIterator[Receiver]:
     await hook.start()
     yield hook
     await hook.stop()
+
+
+# -- store backends --------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def open_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await open_store(instance="gw-a", lease=30.0)``: a store of the parametrised
+    backend, opened; each call is another "gateway" on the same database. PostgreSQL
+    stores start from emptied tables of the session database."""
+    opened: list[Store] = []
+    url = ""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        pg_support.truncate_all(url)
+
+    async def open_one(instance: str = "gw-a", lease: float = 30.0) -> Store:
+        store: Store
+        if request.param == "sqlite":
+            store = SqliteStore(tmp_path / "db.sqlite3")
+        else:
+            store = PostgresStore(url, pool_size=4, instance_id=instance, lease_seconds=lease)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def any_store(open_store: Callable[..., Any]) -> Store:
+    """One opened store of each backend (the store contract runs on both)."""
+    store: Store = await open_store()
+    return store

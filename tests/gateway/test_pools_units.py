@@ -12,7 +12,7 @@ from gateway.config.model import GatewayConfig
 from gateway.config.pools import quiet_window
 from gateway.errors import ForbiddenError
 from gateway.outbound.pools import PoolSenderSpec, PoolSpec, SenderPool, earliest_allowed
-from gateway.store import NewMessage, SqliteStore
+from gateway.store import NewMessage
 from gateway.store.records import ConsentChange, PoolRules, RecipientsRefused
 
 LONG = ("+14155550101", "+14155550102", "+14155550103")
@@ -162,11 +162,9 @@ def test_a_number_with_several_zones_waits_for_the_strictest():
 
 # -- the store -------------------------------------------------------------------------------
 @pytest.fixture
-async def store(tmp_path):
-    db = SqliteStore(tmp_path / "gateway.sqlite3")
-    await db.open()
-    yield db
-    await db.close()
+async def store(any_store):
+    """Runs on both backends (the store contract)."""
+    return any_store
 
 
 def pool_message(

@@ -7,17 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from gateway.store import SqliteStore
 from gateway.store.records import ReportRow
 from tests.gateway.test_store import new_message
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = SqliteStore(tmp_path / "db.sqlite3")
-    await s.open()
-    yield s
-    await s.close()
+async def store(any_store):
+    """Runs on both backends (the store contract)."""
+    return any_store
 
 
 async def submitted_batch(store, mid="m1", recipients=("+12025550101",)):

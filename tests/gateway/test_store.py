@@ -39,15 +39,22 @@ def new_message(
 
 
 @pytest.fixture
-async def store(tmp_path):
+async def store(any_store):
+    """The store contract: these tests run on SQLite and on PostgreSQL."""
+    return any_store
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path):
+    """For what only the embedded backend has (its file, its thread)."""
     s = SqliteStore(tmp_path / "db.sqlite3")
     await s.open()
     yield s
     await s.close()
 
 
-async def test_schema_and_wal(store, tmp_path):
-    assert store.schema_version == CURRENT_VERSION
+async def test_schema_and_wal(sqlite_store, tmp_path):
+    assert sqlite_store.schema_version == CURRENT_VERSION
     conn = sqlite3.connect(tmp_path / "db.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
@@ -199,7 +206,8 @@ def test_aggregate_status():
     assert aggregate_status(["expired", "expired"]) == "expired"
 
 
-async def test_a_cancelled_caller_does_not_kill_the_store(store):
+async def test_a_cancelled_caller_does_not_kill_the_store(sqlite_store):
+    store = sqlite_store
     """An op cancelled while queued is skipped; the store thread keeps serving."""
     blocker = sqlite3.connect(store.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from gateway.store import NewMessage, SqliteStore, Store
+from gateway.store.postgresql import PostgresStore
+from tests.gateway import pg_support
 
 HOOK = "http://127.0.0.1:9/hook"
 FAR_FUTURE = 1e12
@@ -42,12 +44,15 @@ def message(mid: str, recipients: tuple[str, ...] = ("+12025550101",)) -> NewMes
     )
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    """A factory of store instances over one database (a new one = a restarted process)."""
+    """A factory of store instances over one database (a new one = a restarted process:
+    on PostgreSQL the same instance id, whose old claims it takes back at start)."""
     if request.param == "sqlite":
         return lambda: SqliteStore(tmp_path / "db.sqlite3")
-    raise AssertionError(request.param)  # pragma: no cover
+    url = request.getfixturevalue("pg_url")
+    pg_support.truncate_all(url)
+    return lambda: PostgresStore(url, pool_size=4, instance_id="gw-a")
 
 
 @pytest.fixture

@@ -108,11 +108,13 @@ def due_events(
     rows = conn.execute(
         "SELECT o.id, o.event_id, o.type, o.stream, o.api_key, o.url, o.body, o.attempts, "
         "o.created_at FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ? "
-        "AND (o.lease_until IS NULL OR o.lease_until < ?) "
+        # Its own claims too: an event it held back (busy destination) is not in
+        # busy_streams any more when it asks again.
+        "AND (o.lease_until IS NULL OR o.lease_until < ? OR o.claimed_by = ?) "
         "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.stream = o.stream "
         "AND p.state = 'pending' AND p.id < o.id) ORDER BY o.next_attempt_at, o.id LIMIT ? "
         "FOR UPDATE OF o SKIP LOCKED",
-        (now, now, limit + len(busy_streams)),
+        (now, now, owner, limit + len(busy_streams)),
     ).fetchall()
     busy = set(busy_streams)
     events = [OutboxEvent(*r) for r in rows if r[3] not in busy][:limit]
@@ -124,10 +126,12 @@ def due_events(
 
 
 def next_event_at(conn: sqlite3.Connection) -> float | None:
-    """When the next event may go: a claimed one no earlier than its lease's end."""
+    """When the next event may go: only stream heads can, a claimed one no earlier than
+    its lease's end (so instances do not poll while a peer holds a stream)."""
     row = conn.execute(
-        "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, 0))) FROM outbox "
-        "WHERE state = 'pending'"
+        "SELECT MIN(GREATEST(o.next_attempt_at, COALESCE(o.lease_until, 0))) FROM outbox o "
+        "WHERE o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox p "
+        "WHERE p.stream = o.stream AND p.state = 'pending' AND p.id < o.id)"
     ).fetchone()
     return None if row is None or row[0] is None else float(row[0])
 

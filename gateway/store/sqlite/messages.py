@@ -329,7 +329,8 @@ def finish_batch(
         raise StoreError(f"no batch {batch_id}")
     conn.execute(
         "UPDATE batches SET state = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
-        "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
+        "last_error = COALESCE(?, last_error), claimed_by = NULL, lease_until = NULL, "
+        "updated_at = ? WHERE id = ?",
         (batch_state, mm7_message_id, error, now, batch_id),
     )
     final = tuple(FINAL_RECIPIENT_STATES | SMS_STATES)

@@ -1,0 +1,125 @@
+"""End to end on PostgreSQL: a real ``serve`` process with ``[store] url`` (given as
+``env:VAR``) sends through the bundled mock MMSC; its delivery reports come back; the
+state and the media are in the database, nothing in ``data_dir``; ``migrate`` first."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import psycopg
+
+from tests.e2e.helpers import free_port, start, stop, wait_http
+from tests.gateway.support import jpeg_bytes
+
+API_KEY = "e2e-key-0123456789"
+
+
+def gateway_toml(data_dir: Path, mock_port: int, ports: dict[str, int]) -> str:
+    return f"""
+[gateway]
+data_dir = "{data_dir}"
+signing_key = "e2e-signing-key-0123456789abcdef"
+
+[listen]
+api = "127.0.0.1:{ports["api"]}"
+mm7 = "127.0.0.1:{ports["mm7"]}"
+ops = "127.0.0.1:{ports["ops"]}"
+
+[store]
+url = "env:MM7GW_E2E_STORE_URL"
+pool_size = 4
+
+[cluster]
+instance_id = "gw-e2e"
+
+[logging]
+level = "warning"
+format = "json"
+
+[[api_keys]]
+name = "e2e"
+key = "{API_KEY}"
+
+[[mmsc]]
+name = "mock"
+url = "http://127.0.0.1:{mock_port}/mm7"
+sender = "12345"
+tps = 0.0
+max_in_flight = 4
+inbound_auth = "none"
+"""
+
+
+async def test_serve_on_postgresql_sends_through_the_mock(tmp_path: Path, pg_url: str) -> None:
+    from tests.gateway import pg_support
+
+    pg_support.truncate_all(pg_url)
+    ports = {name: free_port() for name in ("api", "mm7", "ops")}
+    mock_port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(gateway_toml(tmp_path / "data", mock_port, ports))
+    env = {**os.environ, "MM7GW_E2E_STORE_URL": pg_url}
+    os.environ["MM7GW_E2E_STORE_URL"] = pg_url  # start() passes os.environ on
+    migrated = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate", "--config", str(config)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stderr
+    assert migrated.stdout.startswith("ok: schema version ") and "(postgresql)" in migrated.stdout
+    logs = tmp_path / "logs.txt"
+    mock = start(
+        ["mock-mmsc", "--listen", f"127.0.0.1:{mock_port}", "--dr-delay", "0.05",
+         "--vasp-url", f"http://127.0.0.1:{ports['mm7']}/mm7/mock"],
+        logs,
+    )  # fmt: skip
+    gateway = start(["serve", "--config", str(config)], logs)
+    api = f"http://127.0.0.1:{ports['api']}"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        wait_http(f"http://127.0.0.1:{mock_port}/admin/stats")
+        wait_http(f"http://127.0.0.1:{ports['ops']}/healthz")
+        image = base64.b64encode(jpeg_bytes()).decode()
+        async with aiohttp.ClientSession() as session:
+            ids = []
+            for i in range(5):
+                body = {"to": "+12025550101", "text": f"n{i}",
+                        "media": [{"content_type": "image/jpeg", "data": image}]}  # fmt: skip
+                async with session.post(api + "/v1/messages", json=body, headers=headers) as r:
+                    assert r.status == 202, await r.text()
+                    ids.append((await r.json())["id"])
+            statuses: dict[str, str] = {}
+            for _ in range(300):
+                for message_id in ids:
+                    async with session.get(f"{api}/v1/messages/{message_id}", headers=headers) as r:
+                        statuses[message_id] = (await r.json())["status"]
+                if all(s == "delivered" for s in statuses.values()):
+                    break
+                await asyncio.sleep(0.1)
+            assert set(statuses.values()) == {"delivered"}, (statuses, logs.read_text()[-2000:])
+            async with session.get(f"http://127.0.0.1:{ports['ops']}/metrics") as r:
+                assert "mm7gw_cluster_instances 1.0" in await r.text()
+    finally:
+        stop(gateway)
+        stop(mock)
+        os.environ.pop("MM7GW_E2E_STORE_URL", None)
+    assert gateway.returncode == 0, logs.read_text()[-2000:]
+    # Everything is in PostgreSQL: no SQLite file or media files under data_dir.
+    assert not (tmp_path / "data" / "gateway.sqlite3").exists()
+    assert not (tmp_path / "data" / "media").exists()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT m.status, b.claimed_by, b.transaction_id FROM messages m "
+            "JOIN batches b ON b.message_id = m.id ORDER BY m.id"
+        ).fetchall()
+        assert sorted(rows) == sorted(("delivered", None, f"{i}-1") for i in ids)
+        assert conn.execute("SELECT COUNT(*) FROM media").fetchone()[0] >= 1
+        outcomes = conn.execute("SELECT DISTINCT outcome FROM delivery_reports").fetchall()
+        assert outcomes == [("applied",)]
+        instances = conn.execute("SELECT instance_id FROM instances").fetchall()
+        assert instances == [("gw-e2e",)]
