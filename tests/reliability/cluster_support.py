@@ -215,6 +215,20 @@ class Cluster:
             assert response.status == 200, await response.text()
 
     # -- what the mock recorded --------------------------------------------------------------
+    def sent(self) -> int:
+        """Requests the mock has received so far (cheap: no decoding)."""
+        return len(list(self.record.glob("*-in-request.http")))
+
+    def unanswered_from(self, instance: str) -> list[Path]:
+        """Requests of ``instance`` the mock holds right now (no answer written yet)."""
+        marker = f">{instance}<".encode()  # its VASID element
+        return [
+            path
+            for path in self.record.glob("*-in-request.http")
+            if not path.with_name(path.name.replace("-request", "-response")).exists()
+            and marker in path.read_bytes()
+        ]
+
     def arrivals(self) -> list[Arrival]:
         """Every SubmitReq the mock received, in arrival order."""
         found = []
