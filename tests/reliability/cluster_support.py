@@ -94,6 +94,7 @@ class Cluster:
     mock_port: int = 0
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.record = self.root / "record"
         self.log = self.root / "daemons.log"
         self.mock_port = free_port()
