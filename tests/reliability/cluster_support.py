@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,7 @@ class Cluster:
                 "cluster": {"instance_id": name, **self.cluster},
                 **self.tables,
             },
+            api_key={"role": "admin"},  # the console too
         )
         path = self.root / f"{name}.toml"
         path.write_text(text)
@@ -168,6 +171,16 @@ class Cluster:
 
     async def start_all(self, names: list[str]) -> None:
         await asyncio.gather(*(self.start(n) for n in names))
+
+    def migrate(self, name: str) -> subprocess.CompletedProcess[str]:
+        """``mm7-gateway migrate`` with instance ``name``'s config, as an operator runs it."""
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "migrate", "--config", str(self.write_config(name))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown code runs (leases, heartbeat rows and all stay behind)."""

@@ -1,20 +1,23 @@
 """Three ``serve`` processes on one PostgreSQL database behave as one gateway.
 
-Messages are posted to every instance; one instance is SIGKILLed while the stream runs
-and restarted. Judged by the mock MMSC's own record: nothing accepted is lost; a
+The schema is applied first with ``mm7-gateway migrate``. Messages are posted to every
+instance; one instance is SIGKILLed while the stream runs and restarted. Judged by the mock MMSC's own record: nothing accepted is lost; a
 TransactionID reaches the mock twice only when the killed instance had sent it before it
 died (its lease ran out and a peer, or itself restarted, sent it again); the route's
 ``tps`` and ``burst`` hold for the whole cluster (every window of arrivals fits one token
 bucket), and so does ``max_in_flight`` (the mock never holds more SubmitReqs at once).
 ``mm7gw_cluster_instances`` follows the fleet and every instance's queue gauge drains. An
 inbound MMS received by one instance is listed by another and its signed media URL is
-served by a third (one signing key, media in the shared store). Rates are checked loosely here (a loaded
+served by a third (one signing key, media in the shared store). Every delivery report goes
+to one instance and completes messages whichever instance sent them. Console sessions
+are per instance (a load balancer needs sticky sessions for ``/console/``). Rates are checked loosely here (a loaded
 two-core box); ``bench/cluster_rate.py`` measures them against the ±5 % target.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ import aiohttp
 import pytest
 
 from tests.gateway import pg_support
+from tests.gateway.console_support import log_in, operator
 from tests.gateway.support import b64, jpeg_bytes
 from tests.reliability.cluster_support import (
     Cluster,
@@ -33,7 +37,7 @@ from tests.reliability.cluster_support import (
     rate_between,
     steady_rate,
 )
-from tests.reliability.helpers import AUTH, eventually
+from tests.reliability.helpers import API_KEY, AUTH, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +46,6 @@ BURST = 4
 MAX_IN_FLIGHT = 8
 SLOW_IN_FLIGHT = 2
 NAMES = ["gw-a", "gw-b", "gw-c"]
-FINAL_OK = {"submitted", "delivered"}
 
 
 @pytest.fixture
@@ -105,23 +108,26 @@ async def instances_seen(cluster: Cluster, name: str, expected: int) -> None:
     await eventually(check, 10.0, f"{name} sees {expected} instances")
 
 
-async def all_final(cluster: Cluster, ids: list[str], timeout: float) -> None:
+async def all_final(cluster: Cluster, ids: list[str], wanted: set[str], timeout: float) -> None:
     async with aiohttp.ClientSession() as session:
         pending = list(ids)
 
         async def check() -> bool:
             nonlocal pending
             states = await asyncio.gather(*(cluster.status(session, "gw-b", m) for m in pending))
-            pending = [m for m, s in zip(pending, states, strict=True) if s not in FINAL_OK]
+            pending = [m for m, s in zip(pending, states, strict=True) if s not in wanted]
             return not pending
 
-        await eventually(check, timeout, "every message submitted or delivered", interval=0.3)
+        await eventually(check, timeout, f"every message {' or '.join(wanted)}", interval=0.3)
 
 
 async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, store_url):
     cluster = fleet(tmp_path, store_url)
     try:
         await cluster.start_mock()
+        migrated = cluster.migrate("gw-a")  # before any instance, as the README says
+        assert migrated.returncode == 0, migrated.stderr
+        assert re.fullmatch(r"ok: schema version \d+ \(postgresql\)\n", migrated.stdout)
         await cluster.start_all(NAMES)
         for name in NAMES:
             await instances_seen(cluster, name, 3)
@@ -146,7 +152,8 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
         ids += await post_wave(cluster, NAMES, 210, 30)
         await instances_seen(cluster, "gw-a", 3)
         await instances_seen(cluster, "gw-c", 3)
-        await all_final(cluster, ids, timeout=60.0)
+        # Every delivery report came to gw-a, whichever instance had sent the message.
+        await all_final(cluster, ids, {"delivered"}, timeout=60.0)
 
         arrivals = [a for a in cluster.arrivals() if a.route == "mock"]
         # Nothing lost: every accepted message reached the MMSC and was accepted there.
@@ -209,10 +216,19 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
                 assert r.status == 200
                 assert await r.read() == image
 
+        # -- the console's sessions live in one instance's memory --------------------------
+        async with operator() as browser:
+            login = await log_in(browser, cluster.instances["gw-a"].api, API_KEY)
+            assert login.status == 303, login.status
+            for name, expected in (("gw-a", 200), ("gw-b", 303)):
+                url = cluster.instances[name].api + "/console/"
+                async with browser.get(url, allow_redirects=False) as page:
+                    assert page.status == expected, (name, page.status)
+
         # -- max_in_flight holds for the cluster ---------------------------------------------
         await cluster.mock_config(latency=300)  # several would be at the mock at once
         slow_ids = await post_wave(cluster, NAMES, 300, 24, route="slow")
-        await all_final(cluster, slow_ids, timeout=30.0)
+        await all_final(cluster, slow_ids, {"submitted", "delivered"}, timeout=30.0)
         slow = [a for a in cluster.arrivals() if a.route == "slow"]
         assert {a.message_id for a in slow if a.status_code == 1000} >= set(slow_ids)
         peak = peak_concurrency(slow)
