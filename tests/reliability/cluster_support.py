@@ -16,6 +16,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,13 +234,16 @@ class Cluster:
         """Requests the mock has received so far (cheap: no decoding)."""
         return len(list(self.record.glob("*-in-request.http")))
 
-    def unanswered_from(self, instance: str) -> list[Path]:
-        """Requests of ``instance`` the mock holds right now (no answer written yet)."""
+    def unanswered_from(self, instance: str, within: float) -> list[Path]:
+        """Requests of ``instance`` the mock received in the last ``within`` seconds and
+        holds right now (no answer written yet)."""
         marker = f">{instance}<".encode()  # its VASID element
+        since = time.time() - within
         return [
             path
             for path in self.record.glob("*-in-request.http")
-            if not path.with_name(path.name.replace("-request", "-response")).exists()
+            if path.stat().st_mtime >= since
+            and not path.with_name(path.name.replace("-request", "-response")).exists()
             and marker in path.read_bytes()
         ]
 

@@ -46,6 +46,10 @@ BURST = 4
 MAX_IN_FLIGHT = 8
 SLOW_IN_FLIGHT = 2
 NAMES = ["gw-a", "gw-b", "gw-c"]
+#: A SubmitReq sent just before the kill may be recorded by the mock just after it.
+IN_TRANSIT = 0.5
+#: Sends a window of arrivals may exceed the bucket by: 0.2 s of jitter at TPS.
+BUCKET_SLACK = 4.0
 
 
 @pytest.fixture
@@ -138,7 +142,8 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
         # Kill while the mock holds one of gw-c's SubmitReqs (its answer is delayed): that
         # one reached the MMSC, but its outcome is never recorded, so it will be sent again.
         await eventually(
-            lambda: asyncio.sleep(0, bool(cluster.unanswered_from("gw-c"))),
+            # Written in the last 0.1 s: its answer is still 0.1 s or more away.
+            lambda: asyncio.sleep(0, bool(cluster.unanswered_from("gw-c", within=0.1))),
             10.0,
             "a SubmitReq of gw-c at the mock",
             0.01,
@@ -166,14 +171,17 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
         resent = {t: sends for t, sends in by_transaction.items() if len(sends) > 1}
         for transaction_id, sends in resent.items():
             first, *again = sends
-            assert first.instance == "gw-c" and first.at <= killed_at, (transaction_id, sends)
+            assert first.instance == "gw-c" and first.at <= killed_at + IN_TRANSIT, sends
             assert all(a.at > killed_at for a in again), (transaction_id, sends)
         assert 1 <= len(resent) <= MAX_IN_FLIGHT, resent
-        assert not [a for a in arrivals if a.instance == "gw-c" and killed_at < a.at < restarted_at]
+        dead = (killed_at + IN_TRANSIT, restarted_at)
+        assert not [a for a in arrivals if a.instance == "gw-c" and dead[0] < a.at < dead[1]]
         assert {a.instance for a in arrivals} == set(NAMES)  # every instance did its share
 
         # The route's tps and burst held for the cluster: every window of arrivals fits one
-        # bucket (two sends of slack for the time between a token and the mock's file time).
+        # bucket, give or take BUCKET_SLACK sends (the time between a token and the mock's
+        # file time, and the mock's own stalls on a loaded box, bunch arrivals up). One
+        # bucket per instance would overshoot by 2 x BURST at once, and by far more later.
         times = sorted(a.at for a in arrivals)
         excess = bucket_excess(times, TPS, BURST)
         overall = steady_rate(times, BURST)
@@ -183,7 +191,7 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
             f"while one was dead {outage:.2f}/s over {restarted_at - killed_at:.1f} s, "
             f"bucket excess {excess:.2f}, resent {len(resent)}"
         )
-        assert excess <= 2.0, excess
+        assert excess <= BUCKET_SLACK, excess
         assert overall >= 0.75 * TPS, overall  # loose: the ±5 % figure is the benchmark's
         assert outage >= 0.6 * TPS, outage
 
