@@ -20,6 +20,7 @@ from gateway.errors import NotFoundError
 from gateway.store import SqliteStore
 from gateway.store.postgresql import PostgresStore
 from gateway.store.postgresql.migrations import CURRENT_VERSION, MIGRATIONS, migrate
+from gateway.store.records import ReportRow
 from tests.gateway import pg_support
 from tests.gateway.test_store import new_message
 
@@ -88,6 +89,49 @@ async def test_membership(open_store):
     assert await a.live_instances(990.0) == 2
     await a.heartbeat("gw-a", 1020.0)
     assert await b.live_instances(1010.0) == 1
+
+
+def report(mm7_id: str, recipient: str, at: float = 300.0) -> ReportRow:
+    return ReportRow(
+        kind="delivery", mmsc="r1", dedupe_key=f"{mm7_id}-{recipient}", mm7_message_id=mm7_id,
+        recipient=recipient, sender="12345", mm_status="Retrieved", mm_status_extension=None,
+        status_text=None, mapped_state="delivered", report_at=at, received_at=at,
+        transaction_id=None,
+    )  # fmt: skip
+
+
+async def test_concurrent_changes_to_one_message_keep_its_status(open_store):
+    """Outcomes and reports for different recipients of one message, from two stores at
+    once: the message's status is computed from all of them (no lost update)."""
+    a, b = await open_store("gw-a"), await open_store("gw-b")
+    await a.create_message(new_message("m1", NUMBERS[:6]))
+    batches = await a.claim_due("r1", 200.0, 10)
+    stores = [a, b] * 3
+    await asyncio.gather(
+        *(
+            s.mark_submitted(x.id, f"mm7-{i}", 201.0)
+            for i, (s, x) in enumerate(zip(stores, batches, strict=True))
+        )
+    )
+    assert (await a.get_message("m1")).status == "submitted"
+    await asyncio.gather(
+        *(s.store_report(report(f"mm7-{i}", NUMBERS[i])) for i, s in enumerate(stores))
+    )
+    record = await b.get_message("m1")
+    assert {r.status for r in record.recipients} == {"delivered"}
+    assert record.status == "delivered"
+
+
+async def test_a_report_racing_its_submit_response_is_applied(open_store):
+    a, b = await open_store("gw-a"), await open_store("gw-b")
+    await a.create_message(new_message("m1", NUMBERS[:8]))
+    batches = await a.claim_due("r1", 200.0, 10)
+    await asyncio.gather(
+        *(a.mark_submitted(x.id, f"mm7-{i}", 201.0) for i, x in enumerate(batches)),
+        *(b.store_report(report(f"mm7-{i}", NUMBERS[i])) for i in range(8)),
+    )
+    record = await a.get_message("m1")
+    assert [r.status for r in record.recipients] == ["delivered"] * 8
 
 
 # -- the shared store ----------------------------------------------------------------------

@@ -4,12 +4,17 @@ database (DESIGN.md section 11).
 Theory of operation: the operations are those of ``SqlOperations``, the very functions
 ``SqliteStore`` runs, each over one pooled connection as one transaction, on a thread of
 the store's own executor (as many at once as the pool has connections), committed before
-the caller's coroutine returns. SQLite runs them one after another; here they run at
-SERIALIZABLE isolation, which gives the same outcome as some one-after-another order, and
-a transaction that a concurrent one (from any instance) would make inconsistent fails
-and runs again. What must not serialise on rows, the claims, runs at READ COMMITTED with
-``FOR UPDATE SKIP LOCKED``, leases and a per-route advisory lock (``claims.py``);
-membership and the shared token buckets are in ``cluster.py``, media in ``media.py``.
+the caller's coroutine returns. SQLite runs them one after another; here they run at once,
+at READ COMMITTED, and what SQLite's one-at-a-time order guaranteed is kept by locks:
+every change to a message first takes the message row's lock (``sqlite/locks.py``, a
+no-op on SQLite), so its status and events are computed from every recipient; a report
+and the SubmitRsp naming the same MM7 MessageID, and pool sends to one number, take
+advisory locks (below); claims use ``FOR UPDATE SKIP LOCKED``, leases and a per-route
+advisory lock (``claims.py``). A deadlock or a unique violation (two instances storing
+one idempotency key) rolls the operation back and it runs again. (SERIALIZABLE was
+tried first: on small tables its predicate locks made unrelated operations fail again
+and again.) Membership and the shared token buckets are in ``cluster.py``, media in
+``media.py``.
 """
 
 from __future__ import annotations
@@ -28,11 +33,22 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.errors import StoreError
+from gateway.store.history import AttemptRow
 from gateway.store.postgresql import claims, cluster
-from gateway.store.postgresql.connection import PgConnection, RawConn
+from gateway.store.postgresql.connection import PgConnection, RawConn, lock
 from gateway.store.postgresql.media import PostgresMediaStore
 from gateway.store.postgresql.migrations import migrate
-from gateway.store.records import Batch, OutboxEvent, SmsJob
+from gateway.store.records import (
+    Batch,
+    MessageRecord,
+    NewMessage,
+    OutboxEvent,
+    ReportResult,
+    ReportRow,
+    SmsJob,
+)
+from gateway.store.sqlite import history, reports
+from gateway.store.sqlite.messages import create_message, finish_batch
 from gateway.store.sqlite.operations import SqlOperations
 from gateway.store.sqlite.pools import POOL_SENDS_KEEP_SECONDS
 
@@ -46,9 +62,15 @@ _TRANSIENT: Final = (
 _ATTEMPTS: Final = 10
 #: Deadline of one store call (as ``SqliteStore``'s): a dead server shows as errors.
 CALL_TIMEOUT_SECONDS: Final = 30.0
-_SERIALIZABLE: Final = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+#: Writes and claims: READ COMMITTED, set on every pooled connection (``_configure``),
+#: whatever the server's default is (see the module docstring).
+_WRITE: Final = None
 _READ: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-_CLAIM: Final = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+
+def _configure(conn: RawConn) -> None:
+    # Sent with each transaction's BEGIN: no extra round trip.
+    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
 
 def _redacted(exc: BaseException) -> str:
@@ -106,6 +128,7 @@ class PostgresStore(SqlOperations):
             open=False,
             timeout=self.connect_timeout,
             kwargs={"connect_timeout": timeout},
+            configure=_configure,
             name="mm7gw-store",
         )
         try:
@@ -171,11 +194,11 @@ class PostgresStore(SqlOperations):
         return await self._call(self._adapted(fn), _READ)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._adapted(fn), _SERIALIZABLE)
+        return await self._call(self._adapted(fn), _WRITE)
 
     async def claim(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a claim (READ COMMITTED: row locks and SKIP LOCKED, see ``claims.py``)."""
-        return await self._call(self._adapted(fn), _CLAIM)
+        """Run a claim (row locks and SKIP LOCKED, see ``claims.py``)."""
+        return await self._call(self._adapted(fn), _WRITE)
 
     async def run_raw(self, fn: Callable[[RawConn], T]) -> T:
         """Run ``fn`` over the plain psycopg connection (``%s`` placeholders)."""
@@ -191,6 +214,45 @@ class PostgresStore(SqlOperations):
 
     def _lease(self, now: float) -> float:
         return now + self.lease_seconds
+
+    # -- orderings SQLite got from running one transaction at a time ---------------------
+    async def create_message(self, new: NewMessage) -> tuple[MessageRecord, bool]:
+        if new.pool_rules is None or new.pool_rules.max_per_day is None:
+            return await super().create_message(new)
+
+        def op(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
+            # Two submissions to one number must not both pass the pool's daily cap.
+            for number in sorted(set(new.recipients)):
+                lock(conn, f"pool:{new.pool}:{number}")
+            return create_message(conn, new)
+
+        return await self.write(op)
+
+    async def mark_submitted(
+        self,
+        batch_id: int,
+        mm7_message_id: str | None,
+        now: float,
+        *,
+        attempt: AttemptRow | None = None,
+    ) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            if mm7_message_id is not None:
+                # A report for this MessageID committing at the same moment either sees
+                # the batch or is seen by it (as unmatched), never neither.
+                lock(conn, f"mm7:{mm7_message_id}")
+            history.record_attempt(conn, attempt)
+            return finish_batch(conn, batch_id, "submitted", "submitted", None, now, mm7_message_id)
+
+        return await self.write(op)
+
+    async def store_report(self, report: ReportRow) -> ReportResult:
+        def op(conn: sqlite3.Connection) -> ReportResult:
+            if report.mm7_message_id:
+                lock(conn, f"mm7:{report.mm7_message_id}")
+            return reports.store_report(conn, report)
+
+        return await self.write(op)
 
     # -- claims with leases (claims.py) -------------------------------------------------
     async def claim_due(

@@ -25,6 +25,7 @@ from gateway.store.records import (
     ReplacePlan,
 )
 from gateway.store.sqlite import history
+from gateway.store.sqlite.locks import lock_message
 from gateway.store.sqlite.messages import (
     cancel_message,
     cancel_not_possible,
@@ -216,6 +217,7 @@ class BatchOperations(abc.ABC):
         """
 
         def op(conn: sqlite3.Connection) -> ReplacePlan:
+            lock_message(conn, message_id)
             states: dict[str, int] = {}
             for state, count in conn.execute(
                 "SELECT state, COUNT(*) FROM batches WHERE message_id = ? GROUP BY state",

@@ -25,6 +25,7 @@ from gateway.store.records import (
 )
 from gateway.store.sqlite import pools
 from gateway.store.sqlite.events import message_status_event
+from gateway.store.sqlite.locks import lock_message, lock_message_of_batch
 from gateway.store.sqlite.parts import parts_from_json, parts_to_json
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
 from gateway.store.sqlite.sms import add_intents, cancel_queued, fallback_after
@@ -277,36 +278,43 @@ def claim_rows(
     ``lease_until`` on a shared store) and return them with their recipients."""
     if not rows:
         return []
-    conn.executemany(
-        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?, "
-        "lease_until = ?, updated_at = ? WHERE id = ?",
-        [(owner, lease_until, now, row[0]) for row in rows],
+    ids = [int(row[0]) for row in rows]
+    marks = ", ".join("?" for _ in ids)
+    # A few statements for the whole claim, not a few per batch (on PostgreSQL each one
+    # is a round trip made under the route's claim lock).
+    conn.execute(
+        "UPDATE batches SET state = 'in_flight', attempts = attempts + 1, claimed_by = ?, "  # noqa: S608 - placeholders only
+        f"lease_until = ?, updated_at = ? WHERE id IN ({marks})",
+        (owner, lease_until, now, *ids),
     )
-    batches = []
-    for batch_id, message_id, attempts, expires_at, transaction_id, sender in rows:
-        recipients = tuple(
-            r[0]
-            for r in conn.execute(
-                "SELECT address FROM recipients WHERE batch_id = ? ORDER BY idx", (batch_id,)
-            )
+    addresses: dict[int, list[str]] = {}
+    for batch_id, address in conn.execute(
+        f"SELECT batch_id, address FROM recipients WHERE batch_id IN ({marks}) "  # noqa: S608 - placeholders only
+        "ORDER BY batch_id, idx",
+        ids,
+    ):
+        addresses.setdefault(int(batch_id), []).append(str(address))
+    batches = [
+        Batch(
+            id=int(batch_id),
+            message_id=message_id,
+            route=route,
+            attempts=int(attempts) + 1,
+            recipients=tuple(addresses.get(int(batch_id), ())),
+            expires_at=float(expires_at),
+            # A fresh TransactionID per attempt would defeat duplicate detection at
+            # MMSCs that use it; keep the batch's own for every retry.
+            transaction_id=transaction_id,
+            sender=sender,
         )
-        batches.append(
-            Batch(
-                id=int(batch_id),
-                message_id=message_id,
-                route=route,
-                attempts=int(attempts) + 1,
-                recipients=recipients,
-                expires_at=float(expires_at),
-                # A fresh TransactionID per attempt would defeat duplicate detection at
-                # MMSCs that use it; keep the batch's own for every retry.
-                transaction_id=transaction_id,
-                sender=sender,
-            )
-        )
-    conn.executemany(
-        "UPDATE messages SET attempts = attempts + 1, updated_at = ? WHERE id = ?",
-        [(now, b.message_id) for b in batches],
+        for batch_id, message_id, attempts, expires_at, transaction_id, sender in rows
+    ]
+    message_ids = sorted({b.message_id for b in batches})
+    conn.execute(
+        "UPDATE messages SET attempts = attempts + (SELECT COUNT(*) FROM batches b "  # noqa: S608 - placeholders only
+        f"WHERE b.message_id = messages.id AND b.id IN ({marks})), updated_at = ? "
+        f"WHERE id IN ({', '.join('?' for _ in message_ids)})",
+        (*ids, now, *message_ids),
     )
     return batches
 
@@ -321,6 +329,7 @@ def finish_batch(
     mm7_message_id: str | None,
 ) -> bool:
     """Move a batch and its unfinished recipients to a state; True if a cancel is pending."""
+    lock_message_of_batch(conn, batch_id)
     row = conn.execute(
         "SELECT message_id, cancel_requested, mm7_message_id FROM batches WHERE id = ?",
         (batch_id,),
@@ -359,6 +368,7 @@ def finish_batch(
 def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> CancelPlan:
     if conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone() is None:
         return CancelPlan(found=False)
+    lock_message(conn, message_id)
     queued = [
         r[0]
         for r in conn.execute(
@@ -399,6 +409,7 @@ def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> Can
 
 def cancel_not_possible(conn: sqlite3.Connection, batch_id: int, now: float, why: str) -> None:
     """Stop asking to cancel a batch, and say why on its recipients (with a webhook)."""
+    lock_message_of_batch(conn, batch_id)
     row = conn.execute(
         "UPDATE batches SET cancel_requested = 0, updated_at = ? WHERE id = ? RETURNING message_id",
         (now, batch_id),
@@ -429,6 +440,7 @@ def cancel_if_requested(conn: sqlite3.Connection, batch_id: int, now: float, why
     Called wherever an attempt ends without the MMSC's acceptance (retry, crash recovery,
     shutdown): a DELETE answered 200 must not be followed by another SubmitReq.
     """
+    lock_message_of_batch(conn, batch_id)
     row = conn.execute(
         "SELECT cancel_requested FROM batches WHERE id = ? AND state IN ('in_flight', 'queued')",
         (batch_id,),

@@ -11,6 +11,7 @@ from typing import Final
 
 from gateway.store.records import ReportResult, ReportRow, iso_time
 from gateway.store.sqlite.events import message_status_event
+from gateway.store.sqlite.locks import lock_message
 from gateway.store.sqlite.sms import fallback_after
 from gateway.store.transitions import HARD_FINAL, aggregate_status, next_state, pick_recipient
 
@@ -106,6 +107,7 @@ def correlate_report(conn: sqlite3.Connection, report_id: int, now: float) -> Re
     if target is None:
         return ReportResult("unmatched")
     message_id, idx = target
+    lock_message(conn, message_id)
     current, latest = conn.execute(
         "SELECT r.status, (SELECT MAX(d.report_at) FROM delivery_reports d WHERE "
         "d.message_id = r.message_id AND d.recipient_idx = r.idx AND d.outcome = 'applied') "

@@ -15,6 +15,7 @@ from typing import Final
 
 from gateway.store.records import ShortLink, SmsJob
 from gateway.store.sqlite.events import message_status_event
+from gateway.store.sqlite.locks import lock_message
 from gateway.store.sqlite.parts import parts_from_json
 from gateway.store.transitions import aggregate_status
 
@@ -158,6 +159,7 @@ def _move(
     if target is None:
         return
     message_id, idx = target
+    lock_message(conn, message_id)
     changed = conn.execute(
         "UPDATE recipients SET status = ?, error = ?, updated_at = ? WHERE message_id = ? "
         "AND idx = ? AND status IN ('sms_queued', 'sms_submitted') AND status != ?",
