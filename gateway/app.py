@@ -306,6 +306,7 @@ class Gateway:
             heartbeat_seconds=config.cluster.heartbeat_seconds,
             metrics=self.metrics,
             clock=clock,
+            refresh=self._reload_queue if self.store.shared else None,
         )
         self._build_console()
         self._build_sms()
@@ -650,6 +651,10 @@ class Gateway:
             worker.wake()
         if self.sms_worker is not None:  # an SMS-only message has its intents already
             self.sms_worker.wake()
+
+    async def _reload_queue(self) -> None:
+        # Peers finish what we accepted and the other way round: the store has the count.
+        self.queue.reload(await self.store.queue_depths())
 
     def _accepted(self, record: MessageRecord) -> None:
         self.recent.add(record)

@@ -17,11 +17,13 @@ import sys
 from itertools import combinations
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from gateway.cli import migrate as migrate_cli
 from gateway.cli import serve as daemon
 from gateway.config.load import load_config
 from gateway.errors import ConfigError
@@ -32,12 +34,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKER_CONFIG = ROOT / "config" / "docker" / "gateway.toml"
+#: What compose's gateway instances run: the same, on a shared PostgreSQL store.
+CLUSTER_CONFIG = ROOT / "config" / "docker" / "cluster.toml"
+GATEWAYS = ("gateway-a", "gateway-b")
 PROMETHEUS = ROOT / "config" / "prometheus" / "prometheus.yml"
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "config" / "grafana" / "mm7-gateway.json"
 METRIC_TOKEN = re.compile(r"\bmm7gw_[a-z_]+")
 #: What the container needs from its environment (config/docker/gateway.toml).
 DOCKER_ENV = {"MM7GW_API_KEY": "x", "MM7GW_MMSC_USER": "carrier", "MM7GW_MMSC_PASSWORD": "pw"}
+CLUSTER_ENV = {
+    **DOCKER_ENV,
+    "MM7GW_STORE_URL": "postgresql://mm7gw:pw@postgres:5432/mm7gw",
+    "MM7GW_SIGNING_KEY": "a-shared-signing-key-0123456789",
+}
 COMPOSE_DEFAULT = re.compile(r"\$\{([A-Z0-9_]+):-([^}]*)\}")
 
 
@@ -242,32 +252,88 @@ def test_hadolint_is_clean() -> None:
 
 
 # -- docker-compose.yml -----------------------------------------------------------------------------
-def test_compose_runs_gateway_mock_and_prometheus() -> None:
+def test_compose_runs_two_gateways_on_postgresql_with_mock_and_prometheus() -> None:
     services = compose()["services"]
-    assert set(services) == {"gateway", "mock-mmsc", "prometheus"}
-    gateway = services["gateway"]
-    assert gateway["build"] == "."
-    mounts = [v.split(":") for v in gateway["volumes"]]
-    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
-    assert ["./config/docker/gateway.toml", docker_config_path(), "ro"] in mounts
-    assert any(m[1] == str(config.gateway.data_dir) for m in mounts)
-    assert any(m[0] in compose()["volumes"] for m in mounts)  # a named volume for the data
-    published = {p.rsplit(":", 1)[-1] for p in gateway["ports"]}
-    assert published == {"8080", "8081", "9100"}
-    assert "MM7GW_API_KEY" in gateway["environment"]
-    # The gateway's only route is the compose mock.
+    assert set(services) == {"postgres", "migrate", *GATEWAYS, "mock-mmsc", "prometheus"}
+    config = load_config(CLUSTER_CONFIG, CLUSTER_ENV)
+    published: list[set[str]] = []
+    data_volumes = []
+    for name in GATEWAYS:
+        gateway = services[name]
+        assert gateway["build"] == "."
+        assert gateway["command"] == ["serve", "--config", "/etc/mm7-gateway/cluster.toml"]
+        mounts = [v.split(":") for v in gateway["volumes"]]
+        assert ["./config/docker/cluster.toml", "/etc/mm7-gateway/cluster.toml", "ro"] in mounts
+        (data,) = [m for m in mounts if m[1] == str(config.gateway.data_dir)]
+        assert data[0] in compose()["volumes"]  # a named volume, one per instance
+        data_volumes.append(data[0])
+        # Container ports are the config's listeners; host ports differ per instance.
+        assert {p.rsplit(":", 1)[-1] for p in gateway["ports"]} == {"8080", "8081", "9100"}
+        published.append({p.rsplit(":", 2)[-2] for p in gateway["ports"]})
+        assert "MM7GW_API_KEY" in gateway["environment"]
+        assert gateway["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert len(set(data_volumes)) == len(GATEWAYS)
+    assert not set.intersection(*published)
+    # One environment for every instance: the same store, signing key and API key.
+    environments = [services[name]["environment"] for name in (*GATEWAYS, "migrate")]
+    assert all(e == environments[0] for e in environments)
+    # The gateways' only route is the compose mock.
     assert str(config.mmsc[0].url).startswith("http://mock-mmsc:")
 
 
-def test_compose_mock_command_is_valid_and_calls_back_the_gateway() -> None:
+def test_cluster_config_is_the_docker_config_on_a_shared_store() -> None:
+    cluster = load_config(CLUSTER_CONFIG, CLUSTER_ENV)
+    single = load_config(DOCKER_CONFIG, DOCKER_ENV)
+    assert cluster.store.url is not None
+    assert cluster.store.url.get_secret_value() == CLUSTER_ENV["MM7GW_STORE_URL"]
+    assert cluster.gateway.signing_key is not None
+    assert cluster.gateway.signing_key.get_secret_value() == CLUSTER_ENV["MM7GW_SIGNING_KEY"]
+    # Everything else is what the single-instance image runs.
+    assert cluster.listen == single.listen
+    assert cluster.mmsc == single.mmsc
+    assert cluster.api_keys == single.api_keys
+    # A dead instance's work is back in the queue within a minute.
+    assert cluster.cluster.lease_seconds <= 60
+    for name in ("MM7GW_STORE_URL", "MM7GW_SIGNING_KEY"):
+        without = {k: v for k, v in CLUSTER_ENV.items() if k != name}
+        with pytest.raises(ConfigError, match=name):
+            load_config(CLUSTER_CONFIG, without)
+
+
+def test_compose_migrates_once_against_the_compose_postgres_before_the_gateways() -> None:
+    services = compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["command"][0] == "migrate"
+    parser = argparse.ArgumentParser()
+    migrate_cli.add_arguments(parser)
+    args = parser.parse_args(migrate["command"][1:])
+    assert str(args.config) == "/etc/mm7-gateway/cluster.toml"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["restart"] == "no"
+    # The store URL names the compose database with the credentials postgres was given.
+    postgres = {k: compose_value(v) for k, v in services["postgres"]["environment"].items()}
+    url = urlsplit(compose_value(migrate["environment"]["MM7GW_STORE_URL"]))
+    assert url.scheme == "postgresql" and url.hostname == "postgres"
+    assert (url.username, url.password) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+    )
+    assert url.path == "/" + postgres["POSTGRES_DB"]
+    # Its password and the URL's come from the same variable.
+    assert "${MM7GW_PG_PASSWORD:-" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "${MM7GW_PG_PASSWORD:-" in migrate["environment"]["MM7GW_STORE_URL"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
+
+
+def test_compose_mock_command_is_valid_and_calls_back_a_gateway() -> None:
     services = compose()["services"]
     command = services["mock-mmsc"]["command"]
     assert command[0] == "mock-mmsc"
     parser = argparse.ArgumentParser()
     mock_cli.add_arguments(parser)
     args = parser.parse_args(command[1:])
-    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
-    assert args.vasp_url == f"http://gateway:{config.listen.mm7.port}/mm7/{config.mmsc[0].name}"
+    config = load_config(CLUSTER_CONFIG, CLUSTER_ENV)
+    assert args.vasp_url == f"http://gateway-a:{config.listen.mm7.port}/mm7/{config.mmsc[0].name}"
     mock_port = args.listen.rsplit(":", 1)[1]
     assert str(config.mmsc[0].url) == f"http://mock-mmsc:{mock_port}/mm7"
     for volume in services["mock-mmsc"]["volumes"]:
@@ -287,10 +353,10 @@ def compose_value(text: str) -> str:
 def test_compose_mock_presents_the_callback_credentials_the_gateway_requires() -> None:
     services = compose()["services"]
     environment = {
-        name: compose_value(value) for name, value in services["gateway"]["environment"].items()
+        name: compose_value(value) for name, value in services["gateway-a"]["environment"].items()
     }
-    assert set(DOCKER_ENV) <= set(environment)
-    config = load_config(DOCKER_CONFIG, environment)
+    assert set(CLUSTER_ENV) <= set(environment)
+    config = load_config(CLUSTER_CONFIG, environment)
     route = config.mmsc[0]
     assert route.inbound_password is not None
     parser = argparse.ArgumentParser()
@@ -315,8 +381,8 @@ def test_prometheus_scrapes_both_and_loads_the_rules() -> None:
         job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
         for job in scrape["scrape_configs"]
     }
-    config = load_config(DOCKER_CONFIG, DOCKER_ENV)
-    assert targets["mm7-gateway"] == [f"gateway:{config.listen.ops.port}"]
+    config = load_config(CLUSTER_CONFIG, CLUSTER_ENV)
+    assert targets["mm7-gateway"] == [f"{name}:{config.listen.ops.port}" for name in GATEWAYS]
     mock_port = str(config.mmsc[0].url).split(":")[2].split("/")[0]
     assert targets["mock-mmsc"] == [f"mock-mmsc:{mock_port}"]
     for target in (t for ts in targets.values() for t in ts):

@@ -4,12 +4,16 @@ Every ``heartbeat_seconds`` the instance writes its heartbeat and sets
 ``mm7gw_cluster_instances`` to the instances heard from within three periods. With the
 embedded SQLite store the cluster is this process alone. What actually protects work
 across instances is the leases on claimed batches; membership is what operators watch.
+
+On a shared store each beat also runs ``refresh`` (``app.py`` reloads the queue gauge
+there): a peer finishes batches this instance accepted and the other way round, so
+counts kept in memory drift unless they are re-read from the store now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -35,8 +39,10 @@ class Membership:
         heartbeat_seconds: float,
         metrics: Metrics,
         clock: Callable[[], float],
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
+        self.refresh = refresh
         self.instance_id = instance_id
         self.heartbeat_seconds = heartbeat_seconds
         self.metrics = metrics
@@ -49,6 +55,8 @@ class Membership:
         await self.store.heartbeat(self.instance_id, now)
         live = await self.store.live_instances(now - MISSED_HEARTBEATS * self.heartbeat_seconds)
         self.metrics.cluster_instances.set(live)
+        if self.refresh is not None:
+            await self.refresh()
         return live
 
     async def _loop(self) -> None:

@@ -114,6 +114,8 @@ class RouteWorker:
         #: The cluster's token bucket for this route, when several gateways share the
         #: store (``None``: this process's bucket is the whole route's).
         self.shared_rate = shared_rate
+        #: One send at a time asks the shared bucket (see ``_throttle``).
+        self._shared_turn = asyncio.Lock()
         self.recent = recent or RecentMessages(0)
         self.store = store
         self.media = media
@@ -314,13 +316,17 @@ class RouteWorker:
         self.bucket.reserve(now)
         if self.shared_rate is not None and not self.bucket.unlimited:
             # Every instance also holds the route's rate locally (above), so the shared
-            # bucket only ever makes an instance wait for its peers' sends.
-            rate = self.bucket.effective_rate
-            while True:
-                delay = await self.shared_rate(self.route.name, rate, self.route.burst)
-                if delay <= 0:
-                    break
-                await asyncio.sleep(delay)  # a peer took the tokens: their refill time
+            # bucket only ever makes an instance wait for its peers' sends. The sends
+            # waiting here ask in turn (the lock is FIFO): each ask is a database
+            # transaction, and all of a window's sends asking at every refill would cost
+            # about max_in_flight transactions per token instead of one per instance.
+            async with self._shared_turn:
+                rate = self.bucket.effective_rate
+                while True:
+                    delay = await self.shared_rate(self.route.name, rate, self.route.burst)
+                    if delay <= 0:
+                        break
+                    await asyncio.sleep(delay)  # a peer took the tokens: their refill time
             now = time.monotonic()
         self._throttle_wait.observe(now - started)
 

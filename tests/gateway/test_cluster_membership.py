@@ -51,8 +51,40 @@ async def test_a_shared_bucket_makes_the_worker_wait(tmp_path, monkeypatch):
     worker.route = type("R", (), {"name": "r1", "burst": 2.0, "slow_down_recovery_seconds": 0})()
     worker.bucket = TokenBucket(5.0, 2.0)
     worker.shared_rate = shared
+    worker._shared_turn = asyncio.Lock()
     worker._throttle_wait = type("H", (), {"observe": lambda self, v: None})()
     monkeypatch.setattr(dispatcher.asyncio, "sleep", fake_sleep)
     await worker._throttle()
     assert calls == [("r1", 5.0, 2.0), ("r1", 5.0, 2.0)]
     assert slept == [0.05]
+
+
+async def test_a_workers_waiting_sends_ask_the_shared_bucket_one_at_a_time():
+    """Each ask is a database transaction: the sends of one window take turns, so a
+    refill costs one ask per instance, not one per waiting send."""
+    from gateway.outbound import dispatcher
+
+    asking = most = asks = granted = 0
+
+    async def shared(route: str, rate: float, burst: float) -> float:
+        nonlocal asking, most, asks, granted
+        asking += 1
+        asks += 1
+        most = max(most, asking)
+        await asyncio.sleep(0.002)  # the round trip to the database
+        asking -= 1
+        if asks % 2:  # every other ask finds the bucket empty (a peer took the token)
+            return 0.001
+        granted += 1
+        return 0.0
+
+    worker = object.__new__(dispatcher.RouteWorker)
+    worker.route = type("R", (), {"name": "r1", "burst": 8.0, "slow_down_recovery_seconds": 0})()
+    worker.bucket = TokenBucket(1000.0, 8.0)  # the local bucket never makes them wait
+    worker.shared_rate = shared
+    worker._shared_turn = asyncio.Lock()
+    worker._throttle_wait = type("H", (), {"observe": lambda self, v: None})()
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(worker._throttle() for _ in range(6)))
+    assert granted == 6
+    assert most == 1

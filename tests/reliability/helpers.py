@@ -67,8 +67,12 @@ def gateway_toml(
     mmsc: dict[str, Any] | None = None,
     retry: dict[str, Any] | None = None,
     listen: dict[str, Any] | None = None,
+    extra_routes: list[dict[str, Any]] | None = None,
+    tables: dict[str, dict[str, Any]] | None = None,
+    api_key: dict[str, Any] | None = None,
 ) -> str:
-    """A gateway config: one route ``mock``, the given listener ports, warnings-only logs."""
+    """A gateway config: one route ``mock`` (plus ``extra_routes``, complete tables), the
+    given listener ports, warnings-only logs, and any further ``tables`` (``store``, ...)."""
     route: dict[str, Any] = {
         "name": "mock",
         "url": mmsc_url,
@@ -87,7 +91,7 @@ def gateway_toml(
                 {**{k: f"127.0.0.1:{ports[k]}" for k in ("api", "mm7", "ops")}, **(listen or {})},
             ),
             _table("logging", {"level": "warning", "format": "json"}),
-            _table("api_keys", {"name": "rel", "key": API_KEY}, array=True),
+            _table("api_keys", {"name": "rel", "key": API_KEY, **(api_key or {})}, array=True),
             _table("mmsc", route, array=True),
             _table(
                 "mmsc.retry",
@@ -98,6 +102,8 @@ def gateway_toml(
                     **(retry or {}),
                 },
             ),
+            *(_table("mmsc", extra, array=True) for extra in extra_routes or []),
+            *(_table(name, values) for name, values in (tables or {}).items()),
         ]
     )
 
