@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from protocol import (
     Address,
     Attachment,
+    ContentReference,
     Recipients,
     SenderIdentification,
     SubmitReq,
@@ -50,6 +51,10 @@ def build_submit(
         subject=message.subject,
         expiry_date=datetime.fromtimestamp(message.expires_at, UTC).replace(microsecond=0),
         attachments=attachments,
+        # What the encoder would fill in, set here: it then need not copy the message.
+        content=ContentReference(href="cid:" + attachments[0].content_id)
+        if attachments and attachments[0].content_id
+        else None,
     )
 
 
