@@ -227,8 +227,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds of a process's event-loop thread (``main``) and of all its other threads
-    (the store thread, executors) from Linux /proc."""
+    """CPU seconds of a process's event-loop thread (``main``), of all its other threads
+    (the store thread, executors) and the kernel's share of both (``(system)``: syscalls,
+    fsync, thread wake-ups), from Linux /proc."""
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         name = "main" if task.name == str(pid) else "other threads"
@@ -236,8 +237,9 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # the thread ended meanwhile
             continue
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        out[name] = out.get(name, 0.0) + cpu
+        tick = os.sysconf("SC_CLK_TCK")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out["(system)"] = out.get("(system)", 0.0) + int(fields[12]) / tick
     return out
 
 

@@ -123,7 +123,7 @@ class EnvelopeTemplates:
         if version in LEGACY_VERSIONS or not isinstance(msg, SubmitReq):
             return None
         recipients = msg.recipients
-        if not isinstance(recipients, Recipients) or not len(recipients):
+        if not len(recipients):
             return None  # the encoder's own error
         ident = msg.sender_identification
         sender = ident.sender_address

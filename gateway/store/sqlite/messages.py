@@ -251,14 +251,20 @@ def claim_due(conn: sqlite3.Connection, route: str, now: float, limit: int) -> l
         "WHERE id = ?",
         [(now, row[0]) for row in rows],
     )
+    # The claimed batches' recipients in one statement (per 500), not a SELECT per batch.
+    addresses: dict[int, list[str]] = {int(row[0]): [] for row in rows}
+    ids = list(addresses)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for batch_id, address in conn.execute(
+            "SELECT batch_id, address FROM recipients WHERE batch_id IN "  # noqa: S608 - placeholders only
+            f"({', '.join('?' for _ in chunk)}) ORDER BY batch_id, idx",
+            chunk,
+        ):
+            addresses[int(batch_id)].append(address)
     batches = []
     for batch_id, message_id, attempts, expires_at, transaction_id, sender in rows:
-        recipients = tuple(
-            r[0]
-            for r in conn.execute(
-                "SELECT address FROM recipients WHERE batch_id = ? ORDER BY idx", (batch_id,)
-            )
-        )
+        recipients = tuple(addresses[int(batch_id)])
         batches.append(
             Batch(
                 id=int(batch_id),
@@ -290,38 +296,42 @@ def finish_batch(
     mm7_message_id: str | None,
 ) -> bool:
     """Move a batch and its unfinished recipients to a state; True if a cancel is pending."""
+    # RETURNING instead of a SELECT before each UPDATE: two statements fewer per outcome.
+    # The MessageID returned is COALESCE(new, old), the one the batch now has.
     row = conn.execute(
-        "SELECT message_id, cancel_requested, mm7_message_id FROM batches WHERE id = ?",
-        (batch_id,),
+        "UPDATE batches SET state = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
+        "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ? "
+        "RETURNING message_id, cancel_requested, mm7_message_id",
+        (batch_state, mm7_message_id, error, now, batch_id),
     ).fetchone()
     if row is None:
         raise StoreError(f"no batch {batch_id}")
-    conn.execute(
-        "UPDATE batches SET state = ?, mm7_message_id = COALESCE(?, mm7_message_id), "
-        "last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?",
-        (batch_state, mm7_message_id, error, now, batch_id),
-    )
-    final = tuple(FINAL_RECIPIENT_STATES | SMS_STATES)
-    placeholders = ", ".join("?" for _ in final)
-    # Only "?" placeholders are interpolated into this statement.
-    statement = (
-        "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "  # noqa: S608
-        "error = COALESCE(?, error), updated_at = ? "
-        f"WHERE batch_id = ? AND status NOT IN ({placeholders})"
-    )
-    conn.execute(
-        statement,
-        (recipient_state, mm7_message_id, error, now, batch_id, *final),
-    )
+    changed = [
+        int(r[0])
+        for r in conn.execute(
+            _FINISH_RECIPIENTS,
+            (recipient_state, mm7_message_id, error, now, batch_id, *_FINAL_OR_SMS),
+        )
+    ]
     if error is not None:
         conn.execute("UPDATE messages SET last_error = ? WHERE id = ?", (error, row[0]))
     refresh_message_status(conn, row[0], now)
     # Issue 5: the message.status webhook event is written in this same transaction, so a
     # state change and its event commit together and in order (transactional outbox).
-    batch_status_changed(conn, row[0], batch_id, recipient_state, now, mm7_message_id or row[2])
+    batch_status_changed(conn, row[0], batch_id, recipient_state, now, row[2], changed=changed)
     # After the event of the MM7 outcome: recipients the route sends on by SMS (§13).
     fallback_after(conn, row[0], batch_id=batch_id, indexes=None, state=recipient_state, now=now)
     return bool(row[1])
+
+
+_FINAL_OR_SMS: Final = tuple(sorted(FINAL_RECIPIENT_STATES | SMS_STATES))
+# Only "?" placeholders are interpolated into this statement.
+_FINISH_RECIPIENTS: Final = (
+    "UPDATE recipients SET status = ?, mm7_message_id = COALESCE(?, mm7_message_id), "  # noqa: S608
+    "error = COALESCE(?, error), updated_at = ? "
+    f"WHERE batch_id = ? AND status NOT IN ({', '.join('?' for _ in _FINAL_OR_SMS)}) "
+    "RETURNING idx"
+)
 
 
 def cancel_message(conn: sqlite3.Connection, message_id: str, now: float) -> CancelPlan:

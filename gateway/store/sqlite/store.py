@@ -1,9 +1,11 @@
 """SQLite implementation of the store: WAL mode, one worker thread, group commit.
 
 Theory of operation: one thread owns the connection and runs every operation in order.
-It takes all operations queued at that moment, runs each write inside its own SAVEPOINT
-(so one failing operation does not undo its neighbours) and COMMITs once for the whole
-group; only then are the callers' futures resolved. A ``202`` is therefore answered
+It takes all operations queued at that moment, runs them in one transaction and COMMITs
+once for the whole group; only then are the callers' futures resolved. One failing
+operation must not undo its neighbours: when a write fails, the group is rolled back and
+run again with each write inside its own SAVEPOINT (the common case, where nothing
+fails, saves those two statements per write). A ``202`` is therefore answered
 after a durable commit, while many concurrent requests share one fsync.
 """
 
@@ -220,35 +222,20 @@ class SqliteStore:
         _deliver(failed)
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
-        results: list[tuple[_Op, Any, BaseException | None]] = []
-        writes = [op for op in group if op.write]
+        writes = any(op.write for op in group)
         try:
             if writes:
                 conn.execute("BEGIN IMMEDIATE")
-            for op in group:
-                # A caller cancelled while queued gets nothing run (reading ``cancelled()``
-                # from this thread is a benign race: at worst a just-cancelled op still
-                # runs, as a cancel after it started would).
-                if op.future.cancelled():
-                    continue
-                if op.write:
-                    conn.execute("SAVEPOINT op")
-                try:
-                    value = op.fn(conn)
-                except Exception as exc:
-                    if op.write:
-                        conn.execute("ROLLBACK TO op")
-                        conn.execute("RELEASE op")
-                    if isinstance(exc, sqlite3.Error):
-                        # Callers catch the store's own error, never the driver's.
-                        wrapped = StoreError(f"database error: {exc}")
-                        wrapped.__cause__ = exc
-                        exc = wrapped
-                    results.append((op, None, exc))
-                    continue
-                if op.write:
-                    conn.execute("RELEASE op")
-                results.append((op, value, None))
+            # Optimistic: no SAVEPOINT per operation (two statements each). If a write fails,
+            # its partial changes are in the transaction: roll the whole group back and run
+            # it again, this time with a SAVEPOINT around each write. Operations are plain
+            # functions of the database, so running one twice gives the same outcome.
+            results = self._run_ops(conn, group, savepoints=False)
+            if results is None:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                results = self._run_ops(conn, group, savepoints=True)
+                assert results is not None  # noqa: S101 - with savepoints every outcome is kept
             if writes:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -265,6 +252,42 @@ class SqliteStore:
             _deliver([(op, None, error) for op in group])
             return
         _deliver(results)
+
+    @staticmethod
+    def _run_ops(
+        conn: sqlite3.Connection, group: list[_Op], *, savepoints: bool
+    ) -> list[tuple[_Op, Any, BaseException | None]] | None:
+        """Run a group's operations in the open transaction; None when a write failed
+        without ``savepoints`` (the transaction then holds its partial changes)."""
+        results: list[tuple[_Op, Any, BaseException | None]] = []
+        for op in group:
+            # A caller cancelled while queued gets nothing run (reading ``cancelled()``
+            # from this thread is a benign race: at worst a just-cancelled op still
+            # runs, as a cancel after it started would).
+            if op.future.cancelled():
+                continue
+            guarded = savepoints and op.write
+            if guarded:
+                conn.execute("SAVEPOINT op")
+            try:
+                value = op.fn(conn)
+            except Exception as exc:
+                if op.write and not savepoints:
+                    return None
+                if guarded:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                if isinstance(exc, sqlite3.Error):
+                    # Callers catch the store's own error, never the driver's.
+                    wrapped = StoreError(f"database error: {exc}")
+                    wrapped.__cause__ = exc
+                    exc = wrapped
+                results.append((op, None, exc))
+                continue
+            if guarded:
+                conn.execute("RELEASE op")
+            results.append((op, value, None))
+        return results
 
     def dead_reason(self) -> str | None:
         """None while the store thread runs operations, else why it does not (/healthz)."""
