@@ -1,10 +1,16 @@
-"""End-to-end rate: REST accept → SQLite → MM7 SubmitReq → mock MMSC answer 1000.
+"""End-to-end: REST accept → SQLite → MM7 SubmitReq → mock MMSC answer 1000.
 
-Baseline, measured in the same run: a raw aiohttp POST round-trip loop with the same
-body size against a trivial aiohttp server in its own process (the ceiling for Python
-HTTP on this machine). Also: p99 added latency (accept → the SubmitReq reaching the mock,
-by the mock's own timestamps) at half the measured rate, and the gateway's peak RSS
-with 100,000 messages queued. Writes bench/results/e2e.json (DESIGN.md §10).
+Two variants, each against its own baseline measured in the same run: a text-only MMS
+(the primary figures, ``submit_rate`` and ``gateway_cpu_per_message``) and one with a
+50 KB JPEG (``*_image_50k``). The baseline is a raw aiohttp POST round-trip loop with a
+body of the SubmitReq's size against a trivial aiohttp server in its own process (the
+ceiling for Python HTTP on this machine); ``gateway_cpu_per_message`` compares the
+gateway process's CPU per message with that server's CPU per round trip. Also: p99 added
+latency (accept → the SubmitReq reaching the mock, by the mock's own timestamps) at half
+the text rate, against bare aiohttp round trips at that rate measured right after; and
+the gateway's peak RSS with 100,000 messages queued (``BENCH_E2E_QUEUED=0`` skips it).
+``BENCH_E2E_PROFILE=DIR`` records a py-spy profile of each measured run. Writes
+bench/results/e2e.json (DESIGN.md §10).
 """
 
 from __future__ import annotations
