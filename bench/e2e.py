@@ -249,6 +249,18 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def context_switches(pid: int) -> int:
+    """Context switches of all a process's threads so far (Linux /proc)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
+    return total
+
+
 def rss_peak_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -341,6 +353,7 @@ class Variant:
         self.raw_body = raw_body
         self.rate = self.raw_rate = self.gw_cpu = self.raw_cpu = self.mock_cpu = 0.0
         self.threads: dict[str, float] = {}
+        self.switches = 0.0
 
     async def measure(self, api: str, mock_base: str, raw_url: str, pids: dict[str, int]) -> None:
         await raw_round_trips(raw_url, self.raw_body, 300)  # warm-up
@@ -351,6 +364,7 @@ class Variant:
         # Where the CPU goes per message (2 cores shared by client, gateway and mock).
         gw_cpu, mock_cpu = cpu_seconds(pids["gateway"]), cpu_seconds(pids["mock"])
         threads = thread_cpu_seconds(pids["gateway"])
+        switches = context_switches(pids["gateway"])
         profiler = start_profiler(pids["gateway"], self.name)
         try:
             self.rate, _ = await gateway_rate(api, mock_base, self.payload, MESSAGES)
@@ -358,6 +372,7 @@ class Variant:
             stop_profiler(profiler)
         self.gw_cpu = (cpu_seconds(pids["gateway"]) - gw_cpu) / MESSAGES
         self.mock_cpu = (cpu_seconds(pids["mock"]) - mock_cpu) / MESSAGES
+        self.switches = (context_switches(pids["gateway"]) - switches) / MESSAGES
         self.threads = {
             name: round((cpu - threads.get(name, 0.0)) / MESSAGES * 1e3, 3)
             for name, cpu in thread_cpu_seconds(pids["gateway"]).items()
@@ -371,7 +386,7 @@ class Variant:
             f"[{self.name}] CPU per message: gateway {self.gw_cpu * 1e3:.3f} ms, mock "
             f"{self.mock_cpu * 1e3:.3f} ms; raw server {self.raw_cpu * 1e3:.3f} ms per round "
             f"trip; gateway/raw {self.gw_cpu / self.raw_cpu:.1f}; gateway ms by thread "
-            f"{self.threads}"
+            f"{self.threads}; {self.switches:.1f} context switches per message"
         )
 
     def metrics(self, suffix: str, rate_target: float | None) -> dict[str, dict[str, object]]:
@@ -399,6 +414,7 @@ class Variant:
                 "higher_is_better": False,
                 "mock_ms_cpu_per_message": round(self.mock_cpu * 1e3, 3),
                 "gateway_ms_cpu_per_message_by_thread": self.threads,
+                "gateway_context_switches_per_message": round(self.switches, 2),
             },
         }
 

@@ -102,7 +102,7 @@ class RecentMessages:
     fields fixed at creation (content, sender, options, validity) are used from it.
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
         self._items: OrderedDict[str, MessageRecord] = OrderedDict()
 
