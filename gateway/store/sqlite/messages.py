@@ -28,6 +28,7 @@ from gateway.store.sqlite.events import message_status_event
 from gateway.store.sqlite.parts import parts_from_json, parts_to_json
 from gateway.store.sqlite.reports import batch_status_changed, refresh_message_status
 from gateway.store.sqlite.sms import add_intents, cancel_queued, fallback_after
+from gateway.store.sqlite.suppressions import suppressed_numbers
 
 
 def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRecord, bool]:
@@ -46,6 +47,8 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
                 raise StoreError("idempotent message vanished")
             return existing, False
     refused = {i: (code, text) for i, code, text in new.refusals}
+    for index, why in optout_refusals(conn, new).items():
+        refused.setdefault(index, why)
     for index, why in pools.refusals(conn, new, new.created_at).items():
         refused.setdefault(index, why)
     if len(refused) == len(new.recipients):
@@ -170,6 +173,24 @@ def create_message(conn: sqlite3.Connection, new: NewMessage) -> tuple[MessageRe
         pool=new.pool,
     )
     return record, True
+
+
+def optout_refusals(conn: sqlite3.Connection, new: NewMessage) -> dict[int, tuple[str, str]]:
+    """Recipients on the suppression list of their ``optout_senders`` entry (a STOP sent
+    to that sender): checked here, so a STOP committed meanwhile is never missed."""
+    if not new.optout_senders:
+        return {}
+    pairs = [
+        (number, sender)
+        for number, sender in zip(new.recipients, new.optout_senders, strict=True)
+        if sender
+    ]
+    blocked = set(suppressed_numbers(conn, pairs))
+    return {
+        i: ("recipient_opted_out", "the recipient opted out of messages from this sender")
+        for i, (number, sender) in enumerate(zip(new.recipients, new.optout_senders, strict=True))
+        if sender and number in blocked
+    }
 
 
 _MESSAGE_COLUMNS: Final = (
