@@ -176,6 +176,7 @@ class SubmissionService:
         fetch_policy: FetchPolicy,
         http: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_media_action: Callable[[str], None] = lambda _action: None,
         link_for: Callable[[str], str] | None = None,
         allow_private_callbacks: bool = False,
@@ -191,6 +192,8 @@ class SubmissionService:
         self.allow_private_callbacks = allow_private_callbacks
         #: The suppression list (``None``: opt-out handling is off).
         self.optout = optout
+        #: 32 random hex digits for a new message id (``msg_`` + it).
+        self.new_id = new_id
         self.store = store
         self.media_store = media_store
         self.router = router
@@ -571,7 +574,7 @@ class SubmissionService:
                 "expires_at must be in the future and after send_at", field="expires_at"
             )
         return NewMessage(
-            id="msg_" + uuid.uuid4().hex,
+            id="msg_" + self.new_id(),
             api_key=api_key,
             route=first,
             recipients=request.to,
