@@ -97,3 +97,38 @@ async def test_a_group_without_failures_runs_each_operation_once(tmp_path: Path)
         assert sorted(rows) == [(v,) for v in range(5)]
     finally:
         await store.close()
+
+
+async def test_only_a_group_of_claims_commits_without_fsync(tmp_path: Path) -> None:
+    """A claim alone commits with synchronous=NORMAL (no fsync), then FULL is restored;
+    a group holding any other write stays FULL (``_Op.durable``)."""
+    from tests.gateway.test_store import new_message
+
+    store = SqliteStore(tmp_path / "gateway.sqlite3", call_timeout=20.0)
+    await store.open()
+    statements: list[str] = []
+    try:
+        await store.write(lambda conn: conn.set_trace_callback(statements.append))
+        await store.create_message(new_message("m1"))
+        assert not [s for s in statements if "synchronous" in s]
+        statements.clear()
+        claimed = await store.claim_due("r1", 1000.0, 5)
+        assert [b.message_id for b in claimed] == ["m1"]
+        pragmas = [s for s in statements if s.startswith(("PRAGMA", "BEGIN", "COMMIT"))]
+        assert pragmas == [
+            "PRAGMA synchronous=NORMAL",
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            "PRAGMA synchronous=FULL",
+        ]
+        statements.clear()
+        await grouped(
+            store,
+            store.claim_due("r1", 1000.0, 5),
+            store.create_message(new_message("m2")),
+        )
+        assert not [s for s in statements if "synchronous" in s]
+        mode = await store.read(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+        assert mode == 2  # FULL
+    finally:
+        await store.close()
