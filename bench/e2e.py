@@ -485,8 +485,9 @@ async def main() -> None:
             baseline = await raw_latencies(raw_url, text.raw_body, half, 5.0)
             ours_p99, raw_p99 = p99(latencies), p99(baseline)
             print(
-                f"[text] p99 added latency at {half:.0f}/s: {ours_p99 * 1000:.1f} ms "
-                f"(raw aiohttp round trip at the same rate: {raw_p99 * 1000:.1f} ms)"
+                f"[text] p99 added latency at {half:.0f}/s: {ours_p99 * 1000:.1f} ms, p50 "
+                f"{statistics.median(latencies) * 1000:.1f} ms (raw aiohttp round trip at the "
+                f"same rate: p99 {raw_p99 * 1000:.1f} ms, p50 {statistics.median(baseline) * 1000:.1f} ms)"
             )
         finally:
             stop(gateway)

@@ -96,27 +96,53 @@ class RecentMessages:
     """The records of messages just accepted, so a worker need not read them back.
 
     Under load the dispatcher sends a message moments after the API committed it; handing
-    the committed record over saves a store round trip a message. Small and bounded (LRU):
-    it must not hold a growing queue in memory (the queue lives in the store), so when the
-    queue is long the dispatcher reads older messages from the store as before. Only
+    the committed record over saves a store round trip a message. Bounded (LRU) by count
+    and by an estimate of the records' size, so a queue longer than that stays in the
+    database, not in memory, and the dispatcher reads older messages from the store as
+    before. The bound is a few thousand text messages: clients that submit faster than the
+    MMSC takes them build a backlog of that order, and each miss costs a store read. Only
     fields fixed at creation (content, sender, options, validity) are used from it.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    #: A record's size beyond its text: object headers, ids, options, recipient records.
+    RECORD_OVERHEAD = 1024
+    RECIPIENT_OVERHEAD = 256
+
+    def __init__(self, max_entries: int = 8192, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict[str, MessageRecord] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[MessageRecord, int]] = OrderedDict()
+        self._bytes = 0
+
+    def _size(self, record: MessageRecord) -> int:
+        return (
+            self.RECORD_OVERHEAD
+            + len(record.text or "")
+            + len(record.subject or "")
+            + self.RECIPIENT_OVERHEAD * len(record.recipients)
+        )
 
     def add(self, record: MessageRecord) -> None:
-        self._items[record.id] = record
-        if len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
+        self.discard(record.id)
+        size = self._size(record)
+        self._items[record.id] = (record, size)
+        self._bytes += size
+        while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+            _, (_, old) = self._items.popitem(last=False)
+            self._bytes -= old
 
     def get(self, message_id: str) -> MessageRecord | None:
-        return self._items.get(message_id)
+        item = self._items.get(message_id)
+        return None if item is None else item[0]
 
     def discard(self, message_id: str) -> None:
         """Forget a record whose content changed (a replacement)."""
-        self._items.pop(message_id, None)
+        item = self._items.pop(message_id, None)
+        if item is not None:
+            self._bytes -= item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class MediaCache:
