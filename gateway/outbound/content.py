@@ -96,21 +96,29 @@ class RecentMessages:
     """The records of messages just accepted, so a worker need not read them back.
 
     Under load the dispatcher sends a message moments after the API committed it; handing
-    the committed record over saves a store round trip a message. Bounded (LRU) by count
-    and by an estimate of the records' size, so a queue longer than that stays in the
-    database, not in memory, and the dispatcher reads older messages from the store as
-    before. The bound is a few thousand text messages: clients that submit faster than the
-    MMSC takes them build a backlog of that order, and each miss costs a store read. Only
-    fields fixed at creation (content, sender, options, validity) are used from it.
+    the committed record over saves a store round trip a message. Clients that submit
+    faster than the MMSC takes them build a backlog of thousands, so the cache holds
+    thousands of records, but only small ones (text of a short message, media as
+    references): a miss costs the same store read whatever the record's size, so big
+    records (long texts) are not worth their memory and are read back instead. Bounded
+    (LRU) by count and by an estimate of the records' size: a longer queue stays in the
+    database, not in memory. Only fields fixed at creation (content, sender, options,
+    validity) are used from it.
     """
 
     #: A record's size beyond its text: object headers, ids, options, recipient records.
     RECORD_OVERHEAD = 1024
     RECIPIENT_OVERHEAD = 256
 
-    def __init__(self, max_entries: int = 8192, max_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_entries: int = 8192,
+        max_bytes: int = 4 * 1024 * 1024,
+        max_record_bytes: int = 2048,
+    ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
+        self.max_record_bytes = max_record_bytes
         self._items: OrderedDict[str, tuple[MessageRecord, int]] = OrderedDict()
         self._bytes = 0
 
@@ -125,6 +133,8 @@ class RecentMessages:
     def add(self, record: MessageRecord) -> None:
         self.discard(record.id)
         size = self._size(record)
+        if size > self.max_record_bytes:
+            return
         self._items[record.id] = (record, size)
         self._bytes += size
         while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):

@@ -32,7 +32,7 @@ def test_count_bound_evicts_the_oldest() -> None:
 
 
 def test_size_bound_evicts_until_it_fits() -> None:
-    recent = RecentMessages(max_entries=100, max_bytes=12_000)
+    recent = RecentMessages(max_entries=100, max_bytes=12_000, max_record_bytes=50_000)
     recent.add(record("small"))
     recent.add(record("big", text="x" * 8_000))
     assert recent.get("small") is not None and recent.get("big") is not None
@@ -45,7 +45,7 @@ def test_size_bound_evicts_until_it_fits() -> None:
 
 
 def test_discard_and_re_add_keep_the_size_right() -> None:
-    recent = RecentMessages(max_entries=10, max_bytes=8_000)
+    recent = RecentMessages(max_entries=10, max_bytes=8_000, max_record_bytes=50_000)
     recent.add(record("a", text="x" * 2_000))
     recent.add(record("a", text="x" * 2_000))  # replaced, not counted twice
     recent.add(record("b", text="y" * 2_000))
@@ -54,3 +54,14 @@ def test_discard_and_re_add_keep_the_size_right() -> None:
     recent.add(record("c", text="z" * 2_000))
     assert recent.get("b") is not None and recent.get("c") is not None
     assert len(recent) == 2
+
+
+def test_big_records_are_not_kept() -> None:
+    recent = RecentMessages()
+    recent.add(record("short"))
+    recent.add(record("long", text="x" * 4_900))  # read back from the store instead
+    assert recent.get("short") is not None
+    assert recent.get("long") is None
+    recent.add(record("short", text="y" * 4_900))  # a replacement that grew: forgotten
+    assert recent.get("short") is None
+    assert len(recent) == 0
