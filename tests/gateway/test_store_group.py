@@ -101,7 +101,7 @@ async def test_a_group_without_failures_runs_each_operation_once(tmp_path: Path)
 
 async def test_only_a_group_of_claims_commits_without_fsync(tmp_path: Path) -> None:
     """A claim alone commits with synchronous=NORMAL (no fsync), then FULL is restored;
-    a group holding any other write stays FULL (``_Op.durable``)."""
+    a group holding any other operation, even a read, stays FULL (``_Op.durable``)."""
     from tests.gateway.test_store import new_message
 
     store = SqliteStore(tmp_path / "gateway.sqlite3", call_timeout=20.0)
@@ -128,7 +128,12 @@ async def test_only_a_group_of_claims_commits_without_fsync(tmp_path: Path) -> N
             store.create_message(new_message("m2")),
         )
         assert not [s for s in statements if "synchronous" in s]
-        mode = await store.read(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
-        assert mode == 2  # FULL
+
+        def mode(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+        _, seen = await grouped(store, store.claim_due("r1", 1000.0, 5), store.read(mode))
+        assert seen == 2  # FULL: a read grouped with a claim never sees it relaxed
+        assert not [s for s in statements if "synchronous=NORMAL" in s]
     finally:
         await store.close()

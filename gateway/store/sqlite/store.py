@@ -250,11 +250,9 @@ class SqliteStore:
         # cache); a power failure can, which only sends the batch again as if it had been
         # in flight at a crash. The WAL is synced in order, so the next durable commit
         # covers it too. This takes one fsync off the path from accept to SubmitReq.
-        relaxed = (
-            writes
-            and self.synchronous.upper() in ("FULL", "EXTRA")
-            and not any(op.write and op.durable for op in group)
-        )
+        relaxed = self.synchronous.upper() in ("FULL", "EXTRA") and all(
+            op.write and not op.durable for op in group
+        )  # reads too stay out: none may observe the relaxed setting
         if relaxed:
             conn.execute("PRAGMA synchronous=NORMAL")
         broken: _BrokenConnection | None = None
