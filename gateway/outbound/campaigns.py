@@ -288,7 +288,8 @@ class CampaignWatcher:
     """Moves campaigns through queued, sending, sent and completed as their messages
     progress, each change with its ``batch.status`` event (written by the store in the
     same transaction). Polls: a campaign's state is a summary, not worth a hook on the
-    per-message hot path."""
+    per-message hot path. On a shared store it also removes, now and then, campaigns a
+    dead peer left ``preparing`` (their SubmitReqs held for a request never answered)."""
 
     def __init__(
         self,
@@ -296,16 +297,26 @@ class CampaignWatcher:
         clock: Callable[[], float],
         events_added: Callable[[], None],
         interval_seconds: float = 1.0,
+        orphan_check_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.clock = clock
         self.events_added = events_added
         self.interval_seconds = interval_seconds
+        self.orphan_check_seconds = orphan_check_seconds
+        self._next_orphan_check = 0.0
 
     async def check(self) -> list[tuple[str, str]]:
-        changed = await self.store.campaign_progress(self.clock())
+        now = self.clock()
+        changed = await self.store.campaign_progress(now)
         if changed:
             self.events_added()
+        if now >= self._next_orphan_check:
+            self._next_orphan_check = now + self.orphan_check_seconds
+            discarded = await self.store.discard_preparing_campaigns(now, at_start=False)
+            if discarded:
+                log.warning("discarded unanswered bulk sends of a stopped instance",
+                            count=discarded)  # fmt: skip
         return changed
 
     async def run(self) -> None:

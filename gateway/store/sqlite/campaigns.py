@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from gateway.errors import StoreError
 from gateway.store.campaign_records import (
     ACTIVE_CAMPAIGN_STATES,
     CampaignRecipient,
@@ -40,9 +41,12 @@ _RANK: Final = {"queued": 0, "sending": 1, "sent": 2, "completed": 3}
 _PENDING: Final = ("submitted", "sms_queued", "sms_submitted")
 
 
-def create_campaign(conn: sqlite3.Connection, new: NewCampaign) -> tuple[str, bool]:
-    """Insert a ``preparing`` campaign; with an Idempotency-Key already used by this API
-    key, the existing campaign's id instead (``created`` False)."""
+def create_campaign(
+    conn: sqlite3.Connection, new: NewCampaign, created_by: str | None = None
+) -> tuple[str, bool]:
+    """Insert a ``preparing`` campaign (``created_by``: the instance committing it, on a
+    shared store); with an Idempotency-Key already used by this API key, the existing
+    campaign's id instead (``created`` False)."""
     if new.idempotency_key is not None:
         row = conn.execute(
             "SELECT id FROM campaigns WHERE api_key = ? AND idempotency_key = ?",
@@ -52,10 +56,11 @@ def create_campaign(conn: sqlite3.Connection, new: NewCampaign) -> tuple[str, bo
             return str(row[0]), False
     conn.execute(
         "INSERT INTO campaigns (id, api_key, status, events, callback_url, client_ref, "
-        "idempotency_key, created_at, updated_at) VALUES (?, ?, 'preparing', ?, ?, ?, ?, ?, ?)",
+        "idempotency_key, created_by, created_at, updated_at) "
+        "VALUES (?, ?, 'preparing', ?, ?, ?, ?, ?, ?, ?)",
         (
             new.id, new.api_key, new.events, new.callback_url, new.client_ref,
-            new.idempotency_key, new.created_at, new.created_at,
+            new.idempotency_key, created_by, new.created_at, new.created_at,
         ),
     )  # fmt: skip
     return new.id, True
@@ -145,10 +150,16 @@ def add_campaign_chunk(
         rejected,
     )
     pools.record_sends(conn, chunk, [i for i in range(len(chunk.recipients)) if i not in refused])
-    conn.execute(
-        "UPDATE campaigns SET recipients = recipients + ?, updated_at = ? WHERE id = ?",
-        (len(chunk.recipients), now, campaign_id),
-    )
+    if (
+        conn.execute(
+            "UPDATE campaigns SET recipients = recipients + ?, updated_at = ? "
+            "WHERE id = ? AND status = 'preparing' RETURNING id",
+            (len(chunk.recipients), now, campaign_id),
+        ).fetchone()
+        is None
+    ):
+        # Discarded meanwhile (taken for a dead instance's): these rows must not stay.
+        raise StoreError(f"batch {campaign_id} is no longer being prepared")
     return ChunkResult(
         accepted=len(chunk.recipients) - len(refused),
         refused=[(i, code, text) for i, (code, text) in sorted(refused.items())],
@@ -160,21 +171,26 @@ def open_campaign(
     conn: sqlite3.Connection, campaign_id: str, invalid: list[InvalidLine], invalid_count: int,
     now: float,
 ) -> CampaignRecord:  # fmt: skip
-    """Every recipient is committed: queue the held SubmitReqs and say so (``batch.status``)."""
-    conn.execute(
-        "UPDATE batches SET state = 'queued', updated_at = ? WHERE state = 'held' AND "
-        "message_id IN (SELECT id FROM messages WHERE campaign_id = ?)",
-        (now, campaign_id),
-    )
-    conn.execute(
+    """Every recipient is committed: queue the held SubmitReqs and say so (``batch.status``).
+
+    The campaign row changes first (its lock orders this against a concurrent discard).
+    """
+    opened = conn.execute(
         "UPDATE campaigns SET status = 'queued', invalid_count = ?, invalid_json = ?, "
-        "updated_at = ? WHERE id = ?",
+        "updated_at = ? WHERE id = ? AND status = 'preparing' RETURNING id",
         (
             invalid_count,
             json.dumps([[i.line, i.value, i.error] for i in invalid], ensure_ascii=False),
             now,
             campaign_id,
         ),
+    ).fetchone()
+    if opened is None:
+        raise StoreError(f"batch {campaign_id} is no longer being prepared")
+    conn.execute(
+        "UPDATE batches SET state = 'queued', updated_at = ? WHERE state = 'held' AND "
+        "message_id IN (SELECT id FROM messages WHERE campaign_id = ?)",
+        (now, campaign_id),
     )
     campaign_event(conn, campaign_id, "queued", now)
     record = load_campaign(conn, campaign_id)
@@ -183,27 +199,60 @@ def open_campaign(
     return record
 
 
-def discard_campaign(conn: sqlite3.Connection, campaign_id: str) -> None:
-    """Remove a campaign that was never opened (its request failed, or the gateway died)."""
+def discard_campaign(conn: sqlite3.Connection, campaign_id: str) -> bool:
+    """Remove a campaign that was never opened (its request failed, or the gateway died);
+    False when it was opened meanwhile (the campaign row's lock orders the two)."""
+    gone = conn.execute(
+        "DELETE FROM campaigns WHERE id = ? AND status = 'preparing' RETURNING id", (campaign_id,)
+    ).fetchone()
+    if gone is None:
+        return False
     owned = "(SELECT id FROM messages WHERE campaign_id = ?)"
     conn.execute(f"DELETE FROM recipients WHERE message_id IN {owned}", (campaign_id,))  # noqa: S608
     conn.execute(f"DELETE FROM batches WHERE message_id IN {owned}", (campaign_id,))  # noqa: S608
     conn.execute("DELETE FROM messages WHERE campaign_id = ?", (campaign_id,))
-    conn.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
+    return True
 
 
-def discard_preparing(conn: sqlite3.Connection, created_before: float) -> int:
-    """Startup: campaigns left ``preparing`` (never answered) are removed."""
-    stale = [
-        str(r[0])
-        for r in conn.execute(
+#: A campaign still ``preparing`` this long after it was created is abandoned, whoever
+#: created it (100,000 recipients are committed in well under a minute).
+PREPARING_GIVE_UP_SECONDS: Final = 3600.0
+
+
+def discard_preparing(
+    conn: sqlite3.Connection,
+    created_before: float,
+    *,
+    owner: str | None = None,
+    at_start: bool = True,
+    live_since: float | None = None,
+) -> int:
+    """Remove campaigns left ``preparing`` (never answered) by a run that is gone.
+
+    Without ``live_since`` (one process owns the store; called at its start) every one
+    created before ``created_before``. On a shared store only those that cannot be a
+    request still being committed: created by an instance other than ``owner`` with no
+    heartbeat since ``live_since``, by ``owner`` itself when ``at_start`` (its previous
+    run), or more than ``PREPARING_GIVE_UP_SECONDS`` before ``created_before``.
+    """
+    if live_since is None:
+        rows = conn.execute(
             "SELECT id FROM campaigns WHERE status = 'preparing' AND created_at < ?",
             (created_before,),
         )
-    ]
-    for campaign_id in stale:
-        discard_campaign(conn, campaign_id)
-    return len(stale)
+    else:
+        rows = conn.execute(
+            "SELECT c.id FROM campaigns c WHERE c.status = 'preparing' AND c.created_at < ? "
+            "AND (c.created_at < ? OR (c.created_by = ? AND ? = 1) OR (c.created_by <> ? "
+            "AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.instance_id = c.created_by "
+            "AND i.last_seen >= ?)))",
+            (
+                created_before, created_before - PREPARING_GIVE_UP_SECONDS, owner,
+                int(at_start), owner, live_since,
+            ),
+        )  # fmt: skip
+    stale = [str(r[0]) for r in rows.fetchall()]
+    return sum(discard_campaign(conn, campaign_id) for campaign_id in stale)
 
 
 def recipient_counts(conn: sqlite3.Connection, campaign_id: str) -> dict[str, int]:
@@ -281,29 +330,44 @@ def cancel_campaign_page(
     flight or submitted is left alone: it has been sent.
     """
     if after == 0:
-        row = conn.execute("SELECT status FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
-        if row is not None and row[0] in ACTIVE_CAMPAIGN_STATES:
-            conn.execute(
-                "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ?",
-                (now, campaign_id),
-            )
+        # Conditional, so a concurrent cancel or progress change (which waits for this
+        # row's lock, then sees the new status) does not announce a second change.
+        if conn.execute(
+            "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ? "
+            "AND status IN (?, ?, ?) RETURNING id",
+            (now, campaign_id, *ACTIVE_CAMPAIGN_STATES),
+        ).fetchone():
             campaign_event(conn, campaign_id, "canceled", now)
-    messages = conn.execute(
-        "SELECT id, campaign_seq FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
-        "ORDER BY campaign_seq LIMIT ?",
-        (campaign_id, after, limit),
-    ).fetchall()
-    canceled = 0
-    for message_id, _ in messages:
-        queued = conn.execute(
-            "SELECT id FROM batches WHERE message_id = ? AND state = 'queued'", (message_id,)
+    seqs = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT campaign_seq FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
+            "ORDER BY campaign_seq LIMIT ?",
+            (campaign_id, after, limit),
         ).fetchall()
-        for (batch_id,) in queued:
-            finish_batch(conn, int(batch_id), "canceled", "canceled", None, now, None)
-            canceled += 1
-        cancel_queued(conn, message_id, now)
-    last = int(messages[-1][1]) if len(messages) == limit else None
-    return CancelPage(canceled=canceled, next_after=last)
+    ]
+    if not seqs:
+        return CancelPage(canceled=0, next_after=None)
+    page = "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? AND campaign_seq <= ?)"
+    bounds = (campaign_id, after, seqs[-1])
+    # Lock the page's queued batches before their messages, in the order a claim takes
+    # them (a claim skips locked batches; one that claimed first is waited for and its
+    # batches are then no longer queued), so a SubmitReq ends claimed or canceled, never
+    # both, and the two never wait for each other's locks.
+    queued = conn.execute(
+        "UPDATE batches SET updated_at = updated_at WHERE state = 'queued' "  # noqa: S608 - constant
+        f"AND message_id IN {page} RETURNING id",
+        bounds,
+    ).fetchall()
+    for (batch_id,) in sorted(queued):
+        finish_batch(conn, int(batch_id), "canceled", "canceled", None, now, None)
+    for (message_id,) in conn.execute(
+        "SELECT DISTINCT message_id FROM sms_intents WHERE state = 'queued' "  # noqa: S608 - constant
+        f"AND message_id IN {page}",
+        bounds,
+    ).fetchall():
+        cancel_queued(conn, str(message_id), now)
+    return CancelPage(canceled=len(queued), next_after=seqs[-1] if len(seqs) == limit else None)
 
 
 def campaign_event(conn: sqlite3.Connection, campaign_id: str, status: str, now: float) -> None:
@@ -358,11 +422,14 @@ def campaign_progress(conn: sqlite3.Connection, now: float) -> list[tuple[str, s
             )
         }
         new = _derived_status(counts)
-        if _RANK[new] > _RANK[status]:
-            conn.execute(
-                "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ?",
-                (new, now, campaign_id),
-            )
+        # Conditional: on a shared store every instance's watcher runs this; the second
+        # to change a campaign waits for the first's row lock, then finds the status
+        # moved and announces nothing.
+        if _RANK[new] > _RANK[status] and conn.execute(
+            "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ? "
+            "RETURNING id",
+            (new, now, campaign_id, status),
+        ).fetchone():
             campaign_event(conn, campaign_id, new, now)
             changed.append((str(campaign_id), new))
     return changed
@@ -391,10 +458,16 @@ class CampaignOps:
             lambda conn: open_campaign(conn, campaign_id, invalid, invalid_count, now)
         )
 
-    async def discard_campaign(self, campaign_id: str) -> None:
-        await self.write(lambda conn: discard_campaign(conn, campaign_id))
+    async def discard_campaign(self, campaign_id: str) -> bool:
+        return await self.write(lambda conn: discard_campaign(conn, campaign_id))
 
-    async def discard_preparing_campaigns(self, created_before: float) -> int:
+    async def discard_preparing_campaigns(
+        self, created_before: float, *, at_start: bool = True
+    ) -> int:
+        """One process owns this store: what is ``preparing`` at its start was left by its
+        previous run; while it runs, every such campaign is a request being committed."""
+        if not at_start:
+            return 0
         return await self.write(lambda conn: discard_preparing(conn, created_before))
 
     async def get_campaign(self, campaign_id: str) -> CampaignRecord | None:

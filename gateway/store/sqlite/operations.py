@@ -109,6 +109,7 @@ class SqlOperations(BatchOperations, CampaignOps):
         per kind, so a purge never holds the store for long); counts by kind."""
         steps = (
             ("messages", retention.purge_messages),
+            ("campaigns", retention.purge_campaigns),
             ("inbound", retention.purge_inbound),
             ("events", retention.purge_events),
             ("reports", retention.purge_unmatched_reports),
