@@ -24,7 +24,7 @@ def lock_pool_numbers(conn: sqlite3.Connection, pool: str, numbers: tuple[str, .
     statement, taken in the same (code point) order so the two never deadlock."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (SELECT DISTINCT "
-        "(?::text || n) COLLATE \"C\" AS k FROM unnest(?::text[]) AS n ORDER BY k) AS keys",
+        '(?::text || n) COLLATE "C" AS k FROM unnest(?::text[]) AS n ORDER BY k) AS keys',
         (f"pool:{pool}:", list(numbers)),
     )
 

@@ -329,15 +329,14 @@ def cancel_campaign_page(
     The first page marks the campaign ``canceled`` (one ``batch.status``). What is in
     flight or submitted is left alone: it has been sent.
     """
-    if after == 0:
-        # Conditional, so a concurrent cancel or progress change (which waits for this
-        # row's lock, then sees the new status) does not announce a second change.
-        if conn.execute(
-            "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ? "
-            "AND status IN (?, ?, ?) RETURNING id",
-            (now, campaign_id, *ACTIVE_CAMPAIGN_STATES),
-        ).fetchone():
-            campaign_event(conn, campaign_id, "canceled", now)
+    # Conditional, so a concurrent cancel or progress change (which waits for this row's
+    # lock, then sees the new status) does not announce a second change.
+    if after == 0 and conn.execute(
+        "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ? "
+        "AND status IN (?, ?, ?) RETURNING id",
+        (now, campaign_id, *ACTIVE_CAMPAIGN_STATES),
+    ).fetchone():
+        campaign_event(conn, campaign_id, "canceled", now)
     seqs = [
         int(r[0])
         for r in conn.execute(
@@ -348,7 +347,10 @@ def cancel_campaign_page(
     ]
     if not seqs:
         return CancelPage(canceled=0, next_after=None)
-    page = "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? AND campaign_seq <= ?)"
+    page = (
+        "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
+        "AND campaign_seq <= ?)"
+    )
     bounds = (campaign_id, after, seqs[-1])
     # Lock the page's queued batches before their messages, in the order a claim takes
     # them (a claim skips locked batches; one that claimed first is waited for and its
