@@ -42,6 +42,8 @@ log = structlog.get_logger("gateway.outbound.campaigns")
 CHUNK_RECIPIENTS = 2000
 #: Messages gone through per cancel operation (each may cancel one SubmitReq).
 CANCEL_PAGE = 500
+#: Recipient states in which something may still be canceled.
+UNFINISHED_RECIPIENT_STATES = ("queued", "submitted", "sms_queued", "sms_submitted")
 #: Refused recipients listed in the answer to the POST (the rest are counted).
 MAX_REFUSED_LISTED = 1000
 
@@ -265,7 +267,10 @@ class CampaignService:
         """Cancel every SubmitReq of the campaign not yet sent (in flight and submitted
         ones have gone to the MMSC and are left to finish)."""
         record = await self.get(api_key, campaign_id)
-        if record.status == "completed":
+        # Before the watcher notices (it polls), the counts already tell.
+        if record.status == "completed" or not any(
+            record.counts.get(state, 0) for state in UNFINISHED_RECIPIENT_STATES
+        ):
             raise StateConflict(
                 "every recipient of this batch has a final status; nothing is left to cancel",
                 code="batch_finished",
