@@ -331,11 +331,14 @@ def cancel_campaign_page(
     """
     # Conditional, so a concurrent cancel or progress change (which waits for this row's
     # lock, then sees the new status) does not announce a second change.
-    if after == 0 and conn.execute(
-        "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ? "
-        "AND status IN (?, ?, ?) RETURNING id",
-        (now, campaign_id, *ACTIVE_CAMPAIGN_STATES),
-    ).fetchone():
+    if (
+        after == 0
+        and conn.execute(
+            "UPDATE campaigns SET status = 'canceled', updated_at = ? WHERE id = ? "
+            "AND status IN (?, ?, ?) RETURNING id",
+            (now, campaign_id, *ACTIVE_CAMPAIGN_STATES),
+        ).fetchone()
+    ):
         campaign_event(conn, campaign_id, "canceled", now)
     seqs = [
         int(r[0])
@@ -348,8 +351,7 @@ def cancel_campaign_page(
     if not seqs:
         return CancelPage(canceled=0, next_after=None)
     page = (
-        "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
-        "AND campaign_seq <= ?)"
+        "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? AND campaign_seq <= ?)"
     )
     bounds = (campaign_id, after, seqs[-1])
     # Lock the page's queued batches before their messages, in the order a claim takes
@@ -427,11 +429,14 @@ def campaign_progress(conn: sqlite3.Connection, now: float) -> list[tuple[str, s
         # Conditional: on a shared store every instance's watcher runs this; the second
         # to change a campaign waits for the first's row lock, then finds the status
         # moved and announces nothing.
-        if _RANK[new] > _RANK[status] and conn.execute(
-            "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ? "
-            "RETURNING id",
-            (new, now, campaign_id, status),
-        ).fetchone():
+        if (
+            _RANK[new] > _RANK[status]
+            and conn.execute(
+                "UPDATE campaigns SET status = ?, updated_at = ? WHERE id = ? AND status = ? "
+                "RETURNING id",
+                (new, now, campaign_id, status),
+            ).fetchone()
+        ):
             campaign_event(conn, campaign_id, new, now)
             changed.append((str(campaign_id), new))
     return changed
