@@ -66,13 +66,52 @@ def create_campaign(
     return new.id, True
 
 
-_INSERT_MESSAGE: Final = (
-    "INSERT INTO messages (id, api_key, route, status, sender, subject, body_text, parts_json, "
-    "priority, delivery_report, read_report, callback_url, client_ref, fallback, "
-    "original_bytes, adapted_bytes, attempts, created_at, updated_at, send_at, expires_at, "
-    "pool, campaign_id, campaign_seq) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+#: A campaign's messages: what differs per message in rows of ``VALUES``, the content
+#: (the same for the whole chunk) given once.
+_INSERT_MESSAGES: Final = (
+    "INSERT INTO messages (id, route, status, sender, send_at, campaign_seq, api_key, "
+    "subject, body_text, parts_json, priority, delivery_report, read_report, callback_url, "
+    "client_ref, fallback, original_bytes, adapted_bytes, attempts, created_at, updated_at, "
+    "expires_at, pool, campaign_id) SELECT v.column1, v.column2, v.column3, v.column4, "
+    "v.column5, v.column6, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM (VALUES"
 )
+#: Host parameters per statement of ``insert_rows`` (SQLite's default limit is 32,766).
+_MAX_PARAMS: Final = 30_000
+
+
+def insert_rows(
+    conn: sqlite3.Connection,
+    head: str,
+    group: str,
+    rows: list[tuple[Any, ...]],
+    *,
+    tail: str = "",
+    fixed: tuple[Any, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """``head`` (with the ``fixed`` parameters), then one ``group`` of placeholders per
+    row, then ``tail``: many rows per statement, and what a ``RETURNING`` tail gives back
+    for them all. PostgreSQL, which binds on the client (``postgresql/connection.py``),
+    then parses one statement per group of rows instead of one per row.
+
+    Groups hold a power of two of rows, so a handful of statement texts recur (the
+    drivers' statement caches stay small and warm).
+    """
+    if not rows:
+        return []
+    most = 1 << (max(1, (_MAX_PARAMS - len(fixed)) // len(rows[0])).bit_length() - 1)
+    out: list[tuple[Any, ...]] = []
+    start = 0
+    while start < len(rows):
+        size = min(most, 1 << ((len(rows) - start).bit_length() - 1))
+        part = rows[start : start + size]
+        cur = conn.execute(
+            f"{head} {', '.join([group] * size)} {tail}".rstrip(),
+            [*fixed, *(v for row in part for v in row)],
+        )
+        if "RETURNING" in tail:
+            out.extend(cur.fetchall())
+        start += size
+    return out
 
 
 def add_campaign_chunk(
@@ -94,21 +133,11 @@ def add_campaign_chunk(
             (campaign_id,),
         ).fetchone()[0]
     )
-    parts_json = parts_to_json(chunk.parts)
     now = chunk.created_at
-
-    def message_row(message_id: str, route: str, status: str, sender: str | None, due: float,
-                    seq: int) -> tuple[Any, ...]:  # fmt: skip
-        return (
-            message_id, chunk.api_key, route, status, sender, chunk.subject, chunk.text,
-            parts_json, chunk.priority, int(chunk.delivery_report), int(chunk.read_report),
-            chunk.callback_url, chunk.client_ref, chunk.fallback, chunk.original_bytes,
-            chunk.adapted_bytes, now, now, due, chunk.expires_at, chunk.pool, campaign_id, seq,
-        )  # fmt: skip
 
     messages: list[tuple[Any, ...]] = []
     batches: list[tuple[Any, ...]] = []
-    recipients: list[tuple[Any, ...]] = []
+    members_of: dict[str, list[int]] = {}
     submits: dict[str, int] = {}
     # Ids in ascending order within a chunk (a random prefix, then the sequence): their
     # index entries go to one place instead of all over the primary key's B-tree.
@@ -116,40 +145,53 @@ def add_campaign_chunk(
     for route, sender, due, members in plan_batches(chunk, set(refused)):
         seq += 1
         message_id = f"{prefix}{seq:012x}"
-        messages.append(message_row(message_id, route, "queued", sender, due, seq))
+        messages.append((message_id, route, "queued", sender, due, seq))
         batches.append(
             (message_id, route, due, chunk.expires_at, f"{message_id}-1", now, now,
              sender if chunk.recipient_senders else None)
         )  # fmt: skip
-        recipients.extend(
-            (message_id, j, chunk.recipients[i], message_id, now) for j, i in enumerate(members)
-        )
+        members_of[message_id] = members
         submits[route] = submits.get(route, 0) + 1
     rejected: list[tuple[Any, ...]] = []
     if refused:
         seq += 1
         message_id = f"{prefix}{seq:012x}"
-        messages.append(message_row(message_id, chunk.route, "rejected", chunk.sender, now, seq))
+        messages.append((message_id, chunk.route, "rejected", chunk.sender, now, seq))
         rejected = [
             (message_id, j, chunk.recipients[i], f"{code}: {text}", now)
             for j, (i, (code, text)) in enumerate(sorted(refused.items()))
         ]
-    conn.executemany(_INSERT_MESSAGE, messages)
+    content = (
+        chunk.api_key, chunk.subject, chunk.text, parts_to_json(chunk.parts), chunk.priority,
+        int(chunk.delivery_report), int(chunk.read_report), chunk.callback_url,
+        chunk.client_ref, chunk.fallback, chunk.original_bytes, chunk.adapted_bytes, now, now,
+        chunk.expires_at, chunk.pool, campaign_id,
+    )  # fmt: skip
+    insert_rows(conn, _INSERT_MESSAGES, "(?, ?, ?, ?, ?, ?)", messages, tail=") AS v",
+                fixed=content)  # fmt: skip
     # ``held``: no worker claims these until open_campaign (the request may still fail).
-    conn.executemany(
+    batch_ids = insert_rows(
+        conn,
         "INSERT INTO batches (message_id, route, state, attempts, next_attempt_at, expires_at, "
-        "transaction_id, created_at, updated_at, sender) "
-        "VALUES (?, ?, 'held', 0, ?, ?, ?, ?, ?, ?)",
+        "transaction_id, created_at, updated_at, sender) VALUES",
+        "(?, ?, 'held', 0, ?, ?, ?, ?, ?, ?)",
         batches,
+        tail="RETURNING message_id, id",
     )
-    conn.executemany(
-        "INSERT INTO recipients (message_id, idx, address, status, batch_id, updated_at) "
-        "VALUES (?, ?, ?, 'queued', (SELECT id FROM batches WHERE message_id = ?), ?)",
-        recipients,
+    insert_rows(
+        conn,
+        "INSERT INTO recipients (message_id, idx, address, status, batch_id, updated_at) VALUES",
+        "(?, ?, ?, 'queued', ?, ?)",
+        [
+            (message_id, j, chunk.recipients[i], batch_id, now)
+            for message_id, batch_id in sorted(batch_ids)
+            for j, i in enumerate(members_of[message_id])
+        ],
     )
-    conn.executemany(
-        "INSERT INTO recipients (message_id, idx, address, status, error, updated_at) "
-        "VALUES (?, ?, ?, 'rejected', ?, ?)",
+    insert_rows(
+        conn,
+        "INSERT INTO recipients (message_id, idx, address, status, error, updated_at) VALUES",
+        "(?, ?, ?, 'rejected', ?, ?)",
         rejected,
     )
     pools.record_sends(conn, chunk, [i for i in range(len(chunk.recipients)) if i not in refused])
