@@ -1,5 +1,6 @@
 """Campaign operations on a shared store, where several instances commit, watch and
-clean up bulk sends at once (the SQL is ``sqlite/campaigns.py``'s, run by both backends).
+clean up bulk sends at once (the SQL is that of ``sqlite/campaign_intake.py`` and
+``sqlite/campaigns.py``, which both backends run).
 
 What differs from one process owning the store: a campaign records the instance
 committing it, and one left ``preparing`` is removed only when that instance is gone
@@ -15,8 +16,8 @@ import sqlite3
 
 from gateway.store.campaign_records import ChunkResult, NewCampaign
 from gateway.store.records import NewMessage
-from gateway.store.sqlite import campaigns
-from gateway.store.sqlite.campaigns import CampaignOps
+from gateway.store.sqlite import campaign_intake as campaigns
+from gateway.store.sqlite.campaign_ops import CampaignOps
 
 
 def lock_pool_numbers(conn: sqlite3.Connection, pool: str, numbers: tuple[str, ...]) -> None:

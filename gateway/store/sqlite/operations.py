@@ -24,7 +24,7 @@ from gateway.store.records import (
 )
 from gateway.store.sqlite import events, history, inbound, pools, reports, retention, sms
 from gateway.store.sqlite.batch_operations import BatchOperations
-from gateway.store.sqlite.campaigns import CampaignOps
+from gateway.store.sqlite.campaign_ops import CampaignOps
 
 
 class SqlOperations(BatchOperations, CampaignOps):
