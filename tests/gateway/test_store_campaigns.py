@@ -142,10 +142,13 @@ async def test_pool_cap_holds_for_chunks_committed_at_once(open_store):
     assert {code for r in results for _, code, _ in r.refused} == {"frequency_capped"}
 
 
-async def test_cancel_pages_cancel_what_is_queued_and_leave_what_was_sent(open_store):
+@pytest.mark.parametrize("events", ["batch", "per_recipient"])
+async def test_cancel_pages_cancel_what_is_queued_and_leave_what_was_sent(open_store, events):
     store = await open_store()
     await store.sync_webhook_targets({"k": HOOK})
-    await opened(store, "bat_c", numbers(7))
+    await store.create_campaign(replace(campaign("bat_c"), events=events))
+    await store.add_campaign_chunk("bat_c", chunk(numbers(7)))
+    await store.open_campaign("bat_c", [], 0, NOW + 1)
     claimed = await store.claim_due("r1", NOW + 10, 2)
     await store.mark_submitted(claimed[0].id, "mm7-1", NOW + 11)
     first = await store.cancel_campaign_page("bat_c", 0, 3, NOW + 12)
@@ -159,7 +162,19 @@ async def test_cancel_pages_cancel_what_is_queued_and_leave_what_was_sent(open_s
     assert (record.counts["canceled"], record.counts["submitted"]) == (5, 1)
     # The batch in flight is left to finish (its SubmitReq is on the wire).
     assert await count(store, "SELECT COUNT(*) FROM batches WHERE state = 'in_flight'") == 1
+    statuses = await store.read(
+        lambda conn: conn.execute(
+            "SELECT m.status, b.state, b.claimed_by, m.updated_at FROM messages m "
+            "JOIN batches b ON b.message_id = m.id WHERE b.state = 'canceled'"
+        ).fetchall()
+    )
+    assert sorted(statuses) == [("canceled", "canceled", None, NOW + 12)] * 5
     assert await batch_events(store, "bat_c") == ["queued", "canceled"]
+    per_recipient = await count(
+        store, "SELECT COUNT(*) FROM outbox WHERE type = 'message.status' AND body LIKE ?",
+        "%canceled%",
+    )  # fmt: skip
+    assert per_recipient == (5 if events == "per_recipient" else 0)
     # Cancelling again changes nothing and says nothing.
     again = await store.cancel_campaign_page("bat_c", 0, 10, NOW + 13)
     assert again.canceled == 0

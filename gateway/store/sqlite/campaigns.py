@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Final
+from typing import Any, Final
 
 from gateway.store.campaign_records import (
     ACTIVE_CAMPAIGN_STATES,
@@ -20,10 +20,11 @@ from gateway.store.campaign_records import (
     CancelPage,
     InvalidLine,
 )
-from gateway.store.records import RECIPIENT_STATES
+from gateway.store.records import FINAL_RECIPIENT_STATES, RECIPIENT_STATES, SMS_STATES
 from gateway.store.sqlite.events import insert_event
 from gateway.store.sqlite.messages import finish_batch
 from gateway.store.sqlite.sms import cancel_queued
+from gateway.store.transitions import aggregate_status
 
 #: Campaign states in the order they are reached (the watcher never moves one back).
 _RANK: Final = {"queued": 0, "sending": 1, "sent": 2, "completed": 3}
@@ -136,11 +137,15 @@ def cancel_campaign_page(
     # both, and the two never wait for each other's locks.
     queued = conn.execute(
         "UPDATE batches SET updated_at = updated_at WHERE state = 'queued' "  # noqa: S608 - constant
-        f"AND message_id IN {page} RETURNING id",
+        f"AND message_id IN {page} RETURNING id, message_id",
         bounds,
     ).fetchall()
-    for (batch_id,) in sorted(queued):
-        finish_batch(conn, int(batch_id), "canceled", "canceled", None, now, None)
+    events = conn.execute("SELECT events FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+    if events is not None and events[0] == "batch":
+        _cancel_batches(conn, [(int(b), str(m)) for b, m in queued], now)
+    else:  # per-recipient events: each message's own, as any cancel writes them
+        for batch_id, _ in sorted(queued):
+            finish_batch(conn, int(batch_id), "canceled", "canceled", None, now, None)
     for (message_id,) in conn.execute(
         "SELECT DISTINCT message_id FROM sms_intents WHERE state = 'queued' "  # noqa: S608 - constant
         f"AND message_id IN {page}",
@@ -148,6 +153,49 @@ def cancel_campaign_page(
     ).fetchall():
         cancel_queued(conn, str(message_id), now)
     return CancelPage(canceled=len(queued), next_after=seqs[-1] if len(seqs) == limit else None)
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _cancel_batches(conn: sqlite3.Connection, batches: list[tuple[int, str]], now: float) -> None:
+    """``finish_batch(..., "canceled", ...)`` for many batches (locked, queued) in a few
+    statements: what it does for a queued batch of a campaign without per-recipient
+    events (no MessageID yet, so no early reports; no webhook; no SMS fallback for
+    ``canceled``). On PostgreSQL each statement is a round trip: one batch at a time
+    took about 1.4 ms, 140 s for 100,000."""
+    if not batches:
+        return
+    ids = [b for b, _ in batches]
+    messages = sorted({m for _, m in batches})
+    lock = "UPDATE messages SET updated_at = updated_at WHERE id IN"
+    conn.execute(f"{lock} ({_marks(messages)})", messages)
+    conn.execute(
+        "UPDATE batches SET state = 'canceled', claimed_by = NULL, lease_until = NULL, "  # noqa: S608 - placeholders only
+        f"updated_at = ? WHERE id IN ({_marks(ids)})",
+        (now, *ids),
+    )
+    unfinished = sorted(FINAL_RECIPIENT_STATES | SMS_STATES)
+    conn.execute(
+        "UPDATE recipients SET status = 'canceled', updated_at = ? "  # noqa: S608 - placeholders only
+        f"WHERE batch_id IN ({_marks(ids)}) AND status NOT IN ({_marks(unfinished)})",
+        (now, *ids, *unfinished),
+    )
+    statuses: dict[str, list[str]] = {}
+    for message_id, status in conn.execute(
+        f"SELECT message_id, status FROM recipients WHERE message_id IN ({_marks(messages)})",  # noqa: S608
+        messages,
+    ):
+        statuses.setdefault(str(message_id), []).append(str(status))
+    by_status: dict[str, list[str]] = {}
+    for message_id, recipients in statuses.items():
+        by_status.setdefault(aggregate_status(recipients), []).append(message_id)
+    for status, ids_of in by_status.items():
+        conn.execute(
+            f"UPDATE messages SET status = ?, updated_at = ? WHERE id IN ({_marks(ids_of)})",  # noqa: S608
+            (status, now, *ids_of),
+        )
 
 
 def campaign_event(conn: sqlite3.Connection, campaign_id: str, status: str, now: float) -> None:
