@@ -117,28 +117,24 @@ def cancel_campaign_page(
         ).fetchone()
     ):
         campaign_event(conn, campaign_id, "canceled", now)
-    seqs = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT campaign_seq FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
-            "ORDER BY campaign_seq LIMIT ?",
-            (campaign_id, after, limit),
-        ).fetchall()
-    ]
-    if not seqs:
+    page = conn.execute(
+        "SELECT id, campaign_seq FROM messages WHERE campaign_id = ? AND campaign_seq > ? "
+        "ORDER BY campaign_seq LIMIT ?",
+        (campaign_id, after, limit),
+    ).fetchall()
+    if not page:
         return CancelPage(canceled=0, next_after=None)
-    page = (
-        "(SELECT id FROM messages WHERE campaign_id = ? AND campaign_seq > ? AND campaign_seq <= ?)"
-    )
-    bounds = (campaign_id, after, seqs[-1])
+    # The page's ids as a list, not a subquery: the plan is then an index lookup per id
+    # whatever the statistics say (a campaign is often canceled before any ANALYZE saw it).
+    ids = [str(r[0]) for r in page]
     # Lock the page's queued batches before their messages, in the order a claim takes
     # them (a claim skips locked batches; one that claimed first is waited for and its
     # batches are then no longer queued), so a SubmitReq ends claimed or canceled, never
     # both, and the two never wait for each other's locks.
     queued = conn.execute(
-        "UPDATE batches SET updated_at = updated_at WHERE state = 'queued' "  # noqa: S608 - constant
-        f"AND message_id IN {page} RETURNING id, message_id",
-        bounds,
+        "UPDATE batches SET updated_at = updated_at WHERE state = 'queued' "  # noqa: S608 - placeholders only
+        f"AND message_id IN ({_marks(ids)}) RETURNING id, message_id",
+        ids,
     ).fetchall()
     events = conn.execute("SELECT events FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
     if events is not None and events[0] == "batch":
@@ -147,12 +143,13 @@ def cancel_campaign_page(
         for batch_id, _ in sorted(queued):
             finish_batch(conn, int(batch_id), "canceled", "canceled", None, now, None)
     for (message_id,) in conn.execute(
-        "SELECT DISTINCT message_id FROM sms_intents WHERE state = 'queued' "  # noqa: S608 - constant
-        f"AND message_id IN {page}",
-        bounds,
+        "SELECT DISTINCT message_id FROM sms_intents WHERE state = 'queued' "  # noqa: S608 - placeholders only
+        f"AND message_id IN ({_marks(ids)})",
+        ids,
     ).fetchall():
         cancel_queued(conn, str(message_id), now)
-    return CancelPage(canceled=len(queued), next_after=seqs[-1] if len(seqs) == limit else None)
+    last = int(page[-1][1])
+    return CancelPage(canceled=len(queued), next_after=last if len(page) == limit else None)
 
 
 def _marks(values: list[Any]) -> str:
@@ -183,9 +180,11 @@ def _cancel_batches(conn: sqlite3.Connection, batches: list[tuple[int, str]], no
         (now, *ids, *unfinished),
     )
     statuses: dict[str, list[str]] = {}
+    # By batch (a campaign message's recipients are all in its one batch): an integer
+    # key, looked up by index even before PostgreSQL has statistics on a new table.
     for message_id, status in conn.execute(
-        f"SELECT message_id, status FROM recipients WHERE message_id IN ({_marks(messages)})",  # noqa: S608
-        messages,
+        f"SELECT message_id, status FROM recipients WHERE batch_id IN ({_marks(ids)})",  # noqa: S608
+        ids,
     ):
         statuses.setdefault(str(message_id), []).append(str(status))
     by_status: dict[str, list[str]] = {}
