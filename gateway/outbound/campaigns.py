@@ -182,7 +182,7 @@ class CampaignService:
             )
         )
         if not created:
-            return Accepted(await self.get(api_key, campaign_id), created=False)
+            return Accepted(await self._replayed(api_key, campaign_id), created=False)
         try:
             refused, refused_count, submits = await self._commit_recipients(
                 campaign_id, template, request, recipients
@@ -244,6 +244,18 @@ class CampaignService:
             for route, n in result.submits.items():
                 submits[route] = submits.get(route, 0) + n
         return refused, refused_count, submits
+
+    async def _replayed(self, api_key: str, campaign_id: str) -> CampaignRecord:
+        """The batch an Idempotency-Key already named; one still being committed (by this
+        or another instance) has no answer yet, so the replay is told to come back."""
+        record = await self.store.get_campaign(campaign_id)
+        if record is not None and record.api_key == api_key and record.status == "preparing":
+            raise StateConflict(
+                "a batch with this Idempotency-Key is still being accepted; try again shortly",
+                code="batch_in_progress",
+                retry_after=1.0,
+            )
+        return await self.get(api_key, campaign_id)
 
     async def get(self, api_key: str, campaign_id: str) -> CampaignRecord:
         record = await self.store.get_campaign(campaign_id)

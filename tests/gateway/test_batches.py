@@ -479,3 +479,31 @@ async def test_cancel_of_a_batch_whose_recipients_are_all_final_is_refused(tmp_p
         assert body["error"]["code"] == "batch_finished"
     assert done["counts"]["rejected"] == 2
     assert mmsc.submits == []
+
+
+async def test_a_replay_while_the_first_batch_is_being_committed_is_told_to_retry(
+    tmp_path, mmsc
+):
+    config = build_config(tmp_path, mmsc.url)
+    async with running(config) as gateway:
+        # The first request with this key is still committing its recipients.
+        await gateway.store.create_campaign(
+            NewCampaign(
+                id="bat_first", api_key="app", events="batch", callback_url=None,
+                client_ref=None, idempotency_key="k-busy", created_at=gateway.clock(),
+            )
+        )  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url_of(gateway.listeners.api, "/v1/batches"),
+                json={"to": numbers(2), "text": "again"},
+                headers={**bearer(), "Idempotency-Key": "k-busy"},
+            ) as response,
+        ):
+            status, body = response.status, await response.json()
+            retry_after = response.headers.get("Retry-After")
+    assert status == 409, body
+    assert body["error"]["code"] == "batch_in_progress"
+    assert retry_after == "1"
+    assert mmsc.submits == []
