@@ -239,6 +239,20 @@ async def test_discard_removes_every_row_of_the_campaign(open_store):
     assert left == 0
 
 
+async def test_a_discarded_campaign_gives_back_the_pool_cap_it_counted(open_store):
+    store = await open_store()
+    rules = PoolRules(pool="promo", consent="opt_out", max_per_day=1)
+    to = numbers(3)
+    await store.create_campaign(campaign("bat_failed"))
+    first = await store.add_campaign_chunk("bat_failed", chunk(to, pool="promo", pool_rules=rules))
+    assert first.accepted == 3
+    await store.discard_campaign("bat_failed")
+    # Nothing of the failed request was sent: the same numbers are not capped.
+    _, record = await opened(store, "bat_retry", to, pool="promo", pool_rules=rules)
+    assert record.counts["queued"] == 3
+    assert await count(store, "SELECT COUNT(*) FROM pool_sends") == 3
+
+
 async def test_unanswered_campaigns_are_discarded_at_start(open_store):
     store = await open_store("gw-a")
     await store.create_campaign(campaign("bat_old", at=NOW))

@@ -240,6 +240,19 @@ def discard_campaign(conn: sqlite3.Connection, campaign_id: str) -> bool:
     ).fetchone()
     if gone is None:
         return False
+    pooled = conn.execute(
+        "SELECT pool, created_at FROM messages WHERE campaign_id = ? AND pool IS NOT NULL LIMIT 1",
+        (campaign_id,),
+    ).fetchone()
+    if pooled is not None:
+        # The chunks counted their recipients against the pool's daily cap (``record_sends``
+        # at the campaign's time); none of them was sent.
+        conn.execute(
+            "DELETE FROM pool_sends WHERE pool = ? AND at = ? AND number IN (SELECT r.address "
+            "FROM messages m JOIN recipients r ON r.message_id = m.id WHERE m.campaign_id = ? "
+            "AND r.status = 'queued')",
+            (pooled[0], pooled[1], campaign_id),
+        )
     owned = "(SELECT id FROM messages WHERE campaign_id = ?)"
     conn.execute(f"DELETE FROM recipients WHERE message_id IN {owned}", (campaign_id,))  # noqa: S608
     conn.execute(f"DELETE FROM batches WHERE message_id IN {owned}", (campaign_id,))  # noqa: S608
