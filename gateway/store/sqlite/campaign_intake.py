@@ -65,6 +65,9 @@ _INSERT_MESSAGES: Final = (
 )
 #: Host parameters per statement of ``insert_rows`` (SQLite's default limit is 32,766).
 _MAX_PARAMS: Final = 30_000
+#: Rows per statement: past a few hundred a statement is no cheaper per row, and SQLite
+#: keeps each compiled statement in its cache (4,096 rows of 5 columns: about 3 MiB).
+_MAX_ROWS: Final = 256
 
 
 def insert_rows(
@@ -86,7 +89,8 @@ def insert_rows(
     """
     if not rows:
         return []
-    most = 1 << (max(1, (_MAX_PARAMS - len(fixed)) // len(rows[0])).bit_length() - 1)
+    fit = min(_MAX_ROWS, max(1, (_MAX_PARAMS - len(fixed)) // len(rows[0])))
+    most = 1 << (fit.bit_length() - 1)
     out: list[tuple[Any, ...]] = []
     start = 0
     while start < len(rows):
