@@ -340,3 +340,26 @@ async def test_retention_purges_finished_campaigns_with_their_rows(open_store):
     )
     assert left == 0
     assert await count(store, "SELECT COUNT(*) FROM messages WHERE campaign_id = 'bat_busy'") == 2
+
+
+async def test_the_watcher_removes_a_dead_peers_unanswered_campaign(pg_stores):
+    """A peer died while committing a batch and never comes back: a live instance's
+    campaign watcher removes it (once a minute), so its SubmitReqs are not held forever."""
+    from gateway.outbound.campaigns import CampaignWatcher
+
+    live, dead = await pg_stores("gw-live"), await pg_stores("gw-dead")
+    await dead.heartbeat("gw-dead", NOW - 100)
+    await dead.create_campaign(campaign("bat_orphan", at=NOW - 90))
+    await dead.add_campaign_chunk("bat_orphan", chunk(numbers(2)))
+    clock = [NOW]
+    watcher = CampaignWatcher(live, lambda: clock[0], lambda: None, orphan_check_seconds=60)
+    await watcher.check()
+    assert await live.get_campaign("bat_orphan") is None
+    # Not before the next minute: a campaign left meanwhile waits for it.
+    await dead.create_campaign(campaign("bat_orphan2", at=NOW - 90))
+    clock[0] = NOW + 30
+    await watcher.check()
+    assert await live.get_campaign("bat_orphan2") is not None
+    clock[0] = NOW + 61
+    await watcher.check()
+    assert await live.get_campaign("bat_orphan2") is None
