@@ -81,7 +81,7 @@ _LENIENCY: Final = re.compile(r"^[a-z_]{1,40}$")
 #: Route templates look like ``/v1/messages/{id}``; anything else is not a template.
 _ROUTE_TEMPLATE: Final = re.compile(r"^/[A-Za-z0-9_./{}-]{0,100}$")
 #: What retention deletes (``mm7gw_retention_purged_total{kind}``).
-RETENTION_KINDS: Final = ("messages", "inbound", "events", "reports", "media")
+RETENTION_KINDS: Final = ("messages", "campaigns", "inbound", "events", "reports", "media")
 
 #: 1 ms .. 30 s, roughly x2.5 per step: MMSC answers range from LAN-fast to timeouts.
 LATENCY_BUCKETS: Final = (

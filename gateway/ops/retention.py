@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.errors import StoreError
+from gateway.ops.metrics import RETENTION_KINDS
 
 if TYPE_CHECKING:
     from gateway.media.store import MediaStorage
@@ -59,7 +60,7 @@ class Retention:
         """One full pass; returns what it deleted by kind."""
         now = self.clock()
         cutoff = now - self.settings.retention_seconds
-        totals = dict.fromkeys(("messages", "inbound", "events", "reports", "media"), 0)
+        totals = dict.fromkeys(RETENTION_KINDS, 0)
         while True:
             counts = await self.store.purge_expired(cutoff, self.settings.chunk)
             for kind, count in counts.items():

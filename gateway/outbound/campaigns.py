@@ -42,6 +42,8 @@ log = structlog.get_logger("gateway.outbound.campaigns")
 CHUNK_RECIPIENTS = 2000
 #: Messages gone through per cancel operation (each may cancel one SubmitReq).
 CANCEL_PAGE = 500
+#: Recipient states in which something may still be canceled.
+UNFINISHED_RECIPIENT_STATES = ("queued", "submitted", "sms_queued", "sms_submitted")
 #: Refused recipients listed in the answer to the POST (the rest are counted).
 MAX_REFUSED_LISTED = 1000
 
@@ -180,7 +182,7 @@ class CampaignService:
             )
         )
         if not created:
-            return Accepted(await self.get(api_key, campaign_id), created=False)
+            return Accepted(await self._replayed(api_key, campaign_id), created=False)
         try:
             refused, refused_count, submits = await self._commit_recipients(
                 campaign_id, template, request, recipients
@@ -243,6 +245,18 @@ class CampaignService:
                 submits[route] = submits.get(route, 0) + n
         return refused, refused_count, submits
 
+    async def _replayed(self, api_key: str, campaign_id: str) -> CampaignRecord:
+        """The batch an Idempotency-Key already named; one still being committed (by this
+        or another instance) has no answer yet, so the replay is told to come back."""
+        record = await self.store.get_campaign(campaign_id)
+        if record is not None and record.api_key == api_key and record.status == "preparing":
+            raise StateConflict(
+                "a batch with this Idempotency-Key is still being accepted; try again shortly",
+                code="batch_in_progress",
+                retry_after=1.0,
+            )
+        return await self.get(api_key, campaign_id)
+
     async def get(self, api_key: str, campaign_id: str) -> CampaignRecord:
         record = await self.store.get_campaign(campaign_id)
         # A campaign still being committed was never acknowledged: it does not exist yet.
@@ -265,7 +279,10 @@ class CampaignService:
         """Cancel every SubmitReq of the campaign not yet sent (in flight and submitted
         ones have gone to the MMSC and are left to finish)."""
         record = await self.get(api_key, campaign_id)
-        if record.status == "completed":
+        # Before the watcher notices (it polls), the counts already tell.
+        if record.status == "completed" or not any(
+            record.counts.get(state, 0) for state in UNFINISHED_RECIPIENT_STATES
+        ):
             raise StateConflict(
                 "every recipient of this batch has a final status; nothing is left to cancel",
                 code="batch_finished",
@@ -288,7 +305,8 @@ class CampaignWatcher:
     """Moves campaigns through queued, sending, sent and completed as their messages
     progress, each change with its ``batch.status`` event (written by the store in the
     same transaction). Polls: a campaign's state is a summary, not worth a hook on the
-    per-message hot path."""
+    per-message hot path. On a shared store it also removes, now and then, campaigns a
+    dead peer left ``preparing`` (their SubmitReqs held for a request never answered)."""
 
     def __init__(
         self,
@@ -296,16 +314,26 @@ class CampaignWatcher:
         clock: Callable[[], float],
         events_added: Callable[[], None],
         interval_seconds: float = 1.0,
+        orphan_check_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.clock = clock
         self.events_added = events_added
         self.interval_seconds = interval_seconds
+        self.orphan_check_seconds = orphan_check_seconds
+        self._next_orphan_check = 0.0
 
     async def check(self) -> list[tuple[str, str]]:
-        changed = await self.store.campaign_progress(self.clock())
+        now = self.clock()
+        changed = await self.store.campaign_progress(now)
         if changed:
             self.events_added()
+        if now >= self._next_orphan_check:
+            self._next_orphan_check = now + self.orphan_check_seconds
+            discarded = await self.store.discard_preparing_campaigns(now, at_start=False)
+            if discarded:
+                log.warning("discarded unanswered bulk sends of a stopped instance",
+                            count=discarded)  # fmt: skip
         return changed
 
     async def run(self) -> None:

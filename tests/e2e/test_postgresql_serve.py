@@ -123,3 +123,77 @@ async def test_serve_on_postgresql_sends_through_the_mock(tmp_path: Path, pg_url
         assert outcomes == [("applied",)]
         instances = conn.execute("SELECT instance_id FROM instances").fetchall()
         assert instances == [("gw-e2e",)]
+
+
+async def test_serve_on_postgresql_sends_a_bulk_batch(tmp_path: Path, pg_url: str) -> None:
+    """POST /v1/batches (CSV part, one image) to a real ``serve`` on PostgreSQL: every
+    distinct recipient is sent once through the mock and delivered, the batch completes,
+    a finished batch cannot be canceled, and nothing is left held."""
+    from tests.gateway import pg_support
+
+    pg_support.truncate_all(pg_url)
+    ports = {name: free_port() for name in ("api", "mm7", "ops")}
+    mock_port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(gateway_toml(tmp_path / "data", mock_port, ports))
+    os.environ["MM7GW_E2E_STORE_URL"] = pg_url  # start() passes os.environ on
+    logs = tmp_path / "logs.txt"
+    mock = start(
+        ["mock-mmsc", "--listen", f"127.0.0.1:{mock_port}", "--dr-delay", "0.05",
+         "--vasp-url", f"http://127.0.0.1:{ports['mm7']}/mm7/mock"],
+        logs,
+    )  # fmt: skip
+    gateway = start(["serve", "--config", str(config)], logs)
+    api = f"http://127.0.0.1:{ports['api']}"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    to = [f"+1212555{n:04d}" for n in range(60)]
+    csv = "number\n" + "\n".join([*to, to[0], "not-a-number"]) + "\n"
+    try:
+        wait_http(f"http://127.0.0.1:{mock_port}/admin/stats")
+        wait_http(f"http://127.0.0.1:{ports['ops']}/healthz")
+        form = aiohttp.FormData()
+        form.add_field("message", '{"text": "sale", "media": ["photo"]}')
+        form.add_field("photo", jpeg_bytes(), filename="p.jpg", content_type="image/jpeg")
+        form.add_field("recipients", csv.encode(), filename="to.csv", content_type="text/csv")
+        async with aiohttp.ClientSession() as session:
+            async with session.post(api + "/v1/batches", data=form, headers=headers) as r:
+                assert r.status == 202, await r.text()
+                batch = await r.json()
+            assert batch["recipients"] == 60
+            # Line 1 is the header: the first number is on line 2, its repeat on 62.
+            first, bad = batch["invalid"]
+            assert first == {
+                "line": 62,
+                "value": to[0],
+                "error": "duplicate: the same number as line 2",
+            }
+            assert bad["line"] == 63
+            resource: dict[str, object] = {}
+            for _ in range(300):
+                async with session.get(f"{api}/v1/batches/{batch['id']}", headers=headers) as r:
+                    resource = await r.json()
+                if resource["status"] == "completed":
+                    break
+                await asyncio.sleep(0.1)
+            assert resource["status"] == "completed", (resource, logs.read_text()[-2000:])
+            assert resource["counts"]["delivered"] == 60  # type: ignore[index]
+            async with session.delete(f"{api}/v1/batches/{batch['id']}", headers=headers) as r:
+                assert r.status == 409
+                assert (await r.json())["error"]["code"] == "batch_finished"
+    finally:
+        stop(gateway)
+        stop(mock)
+        os.environ.pop("MM7GW_E2E_STORE_URL", None)
+    assert gateway.returncode == 0, logs.read_text()[-2000:]
+    with psycopg.connect(pg_url) as conn:
+        campaign = conn.execute("SELECT status, created_by, recipients FROM campaigns").fetchall()
+        assert campaign == [("completed", "gw-e2e", 60)]
+        sent = conn.execute(
+            "SELECT r.address, COUNT(*) FROM messages m JOIN recipients r ON r.message_id = m.id "
+            "JOIN batches b ON b.id = r.batch_id WHERE b.mm7_message_id IS NOT NULL "
+            "GROUP BY r.address"
+        ).fetchall()
+        assert sorted(sent) == [(n, 1) for n in to]
+        held = conn.execute("SELECT COUNT(*) FROM batches WHERE state <> 'submitted'").fetchone()
+        assert held == (0,)
+        assert conn.execute("SELECT COUNT(DISTINCT parts_json) FROM messages").fetchone() == (1,)

@@ -417,3 +417,93 @@ async def test_a_batch_never_answered_is_not_sent_and_is_removed_at_restart(tmp_
         )
     assert left == 0
     assert mmsc.submits == []
+
+
+async def test_a_number_given_twice_is_sent_once_and_listed_as_duplicate(tmp_path, mmsc):
+    config = build_config(tmp_path, mmsc.url)
+    a, b, c = numbers(3)
+    # The same numbers written differently still normalise to one E.164 number.
+    to = [a, b, a, c, " " + b, "bad"]
+    async with running(config) as gateway:
+        status, resource = await post(gateway, {"to": to, "text": "once each"})
+        assert status == 202, resource
+        await wait_batch(gateway, resource["id"], {"sent", "completed"})
+    assert resource["recipients"] == 3
+    assert resource["invalid_count"] == 3
+    assert [(i["line"], i["value"], i["error"]) for i in resource["invalid"][:2]] == [
+        (3, a, "duplicate: the same number as line 1"),
+        (5, " " + b, "duplicate: the same number as line 2"),
+    ]
+    assert sorted(recipients_of(mmsc.submits)) == sorted([a, b, c])
+
+
+async def test_no_route_names_the_line_and_stores_nothing(tmp_path, mmsc):
+    data = raw_config(tmp_path, mmsc.url, mmsc={"route_default": False, "prefixes": ["+1212"]})
+    data["mmsc"].append({**data["mmsc"][0], "name": "uk", "prefixes": ["+44"]})
+    config = GatewayConfig.model_validate(data)
+    to = [*numbers(2), "+16465550100", *numbers(1, start=5)]
+    async with running(config) as gateway:
+        status, resource = await post(gateway, {"to": to, "text": "x"})
+        count = await gateway.store.read(
+            lambda conn: conn.execute(
+                "SELECT (SELECT COUNT(*) FROM campaigns) + (SELECT COUNT(*) FROM messages)"
+            ).fetchone()[0]
+        )
+    assert status == 400, resource
+    assert resource["error"]["code"] == "no_route"
+    assert resource["error"]["message"].startswith("line 3: ")
+    assert count == 0
+    assert mmsc.submits == []
+
+
+async def test_cancel_of_a_batch_whose_recipients_are_all_final_is_refused(tmp_path, mmsc):
+    config = build_config(tmp_path, mmsc.url)
+    to = numbers(2)
+    async with running(config) as gateway:
+        # Every recipient sent STOP: each one is stored rejected, none is left to send.
+        await gateway.store.write(
+            lambda conn: conn.executemany(
+                "INSERT INTO suppressions (number, short_code, keyword, created_at) "
+                "VALUES (?, '1234', 'STOP', 0)",
+                [(n.lstrip("+"),) for n in to],
+            )
+        )
+        status, resource = await post(gateway, {"to": to, "text": "promo"})
+        assert status == 202, resource
+        assert resource["counts"]["rejected"] == 2
+        refused = await call(gateway, "DELETE", f"/v1/batches/{resource['id']}")
+        done = await wait_batch(gateway, resource["id"], {"completed"})
+        again = await call(gateway, "DELETE", f"/v1/batches/{resource['id']}")
+    for status, body in (refused, again):
+        assert status == 409, body
+        assert body["error"]["code"] == "batch_finished"
+    assert done["counts"]["rejected"] == 2
+    assert mmsc.submits == []
+
+
+async def test_a_replay_while_the_first_batch_is_being_committed_is_told_to_retry(
+    tmp_path, mmsc
+):
+    config = build_config(tmp_path, mmsc.url)
+    async with running(config) as gateway:
+        # The first request with this key is still committing its recipients.
+        await gateway.store.create_campaign(
+            NewCampaign(
+                id="bat_first", api_key="app", events="batch", callback_url=None,
+                client_ref=None, idempotency_key="k-busy", created_at=gateway.clock(),
+            )
+        )  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                url_of(gateway.listeners.api, "/v1/batches"),
+                json={"to": numbers(2), "text": "again"},
+                headers={**bearer(), "Idempotency-Key": "k-busy"},
+            ) as response,
+        ):
+            status, body = response.status, await response.json()
+            retry_after = response.headers.get("Retry-After")
+    assert status == 409, body
+    assert body["error"]["code"] == "batch_in_progress"
+    assert retry_after == "1"
+    assert mmsc.submits == []

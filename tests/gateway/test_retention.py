@@ -60,7 +60,7 @@ async def test_final_old_messages_go_with_their_batches_and_reports(store):
     )
     assert rows[0] == 0
     assert await store.purge_expired(NOW - 30 * DAY, 100) == dict.fromkeys(
-        ("messages", "inbound", "events", "reports"), 0
+        ("messages", "campaigns", "inbound", "events", "reports"), 0
     )
 
 

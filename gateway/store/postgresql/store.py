@@ -14,7 +14,7 @@ advisory lock (``claims.py``). A deadlock or a unique violation (two instances s
 one idempotency key) rolls the operation back and it runs again. (SERIALIZABLE was
 tried first: on small tables its predicate locks made unrelated operations fail again
 and again.) Membership and the shared token buckets are in ``cluster.py``, media in
-``media.py``.
+``media.py``, bulk sends' differences in ``campaigns.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from gateway.errors import StoreError
 from gateway.store.history import AttemptRow
 from gateway.store.postgresql import claims, cluster
+from gateway.store.postgresql.campaigns import SharedCampaignOps
 from gateway.store.postgresql.connection import PgConnection, RawConn, lock
 from gateway.store.postgresql.media import PostgresMediaStore
 from gateway.store.postgresql.migrations import migrate
@@ -78,7 +79,7 @@ def _redacted(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
-class PostgresStore(SqlOperations):
+class PostgresStore(SharedCampaignOps, SqlOperations):
     """The shared store: one PostgreSQL database for every instance of a gateway."""
 
     shared = True

@@ -351,6 +351,15 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX messages_campaign_status ON messages (campaign_id, status)",
         ),
     ),
+    (
+        12,
+        "bulk sends: the instance committing a campaign",
+        (
+            # On a shared store a starting instance removes only the unanswered campaigns
+            # of instances that are gone (never one a live peer is still committing).
+            "ALTER TABLE campaigns ADD COLUMN created_by TEXT",
+        ),
+    ),
 )
 
 CURRENT_VERSION: Final = MIGRATIONS[-1][0]

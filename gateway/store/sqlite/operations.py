@@ -33,7 +33,7 @@ from gateway.store.sqlite import (
     suppressions,
 )
 from gateway.store.sqlite.batch_operations import BatchOperations
-from gateway.store.sqlite.campaigns import CampaignOps
+from gateway.store.sqlite.campaign_ops import CampaignOps
 
 
 class SqlOperations(BatchOperations, CampaignOps):
@@ -118,6 +118,7 @@ class SqlOperations(BatchOperations, CampaignOps):
         per kind, so a purge never holds the store for long); counts by kind."""
         steps = (
             ("messages", retention.purge_messages),
+            ("campaigns", retention.purge_campaigns),
             ("inbound", retention.purge_inbound),
             ("events", retention.purge_events),
             ("reports", retention.purge_unmatched_reports),

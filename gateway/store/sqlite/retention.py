@@ -30,14 +30,21 @@ def purge_messages(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
         str(r[0])
         for r in conn.execute(
             "SELECT m.id FROM messages m WHERE m.updated_at < ? "  # noqa: S608 - placeholders only
-            f"AND m.status IN ({_marks(_FINAL)}) AND NOT EXISTS "
+            # A campaign's messages go with their campaign (purge_campaigns).
+            f"AND m.status IN ({_marks(_FINAL)}) AND m.campaign_id IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM outbox o WHERE o.stream = m.id AND o.state = 'pending') "
             "ORDER BY m.updated_at LIMIT ?",
             (cutoff, *_FINAL, limit),
         )
     ]
+    _delete_messages(conn, ids)
+    return len(ids)
+
+
+def _delete_messages(conn: sqlite3.Connection, ids: list[str]) -> None:
+    """Messages with everything that hangs off them."""
     if not ids:
-        return 0
+        return
     marks = _marks(ids)
     for statement in (
         f"DELETE FROM delivery_reports WHERE message_id IN ({marks})",  # noqa: S608
@@ -50,7 +57,42 @@ def purge_messages(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
         f"DELETE FROM messages WHERE id IN ({marks})",  # noqa: S608
     ):
         conn.execute(statement, ids)
-    return len(ids)
+
+
+def purge_campaigns(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
+    """A finished bulk send (completed or canceled) last changed before ``cutoff``, every
+    message of it final and old, no event owed to anyone: up to ``limit`` of its messages
+    with what hangs off them, then the campaign row and its events. Returns rows removed
+    (messages, and 1 for the campaign).
+
+    Campaign messages are purged only this way, whole campaigns at a time, so a
+    campaign's counts never shrink while it can still be read.
+    """
+    row = conn.execute(
+        "SELECT c.id FROM campaigns c WHERE c.status IN ('completed', 'canceled') "  # noqa: S608 - placeholders only
+        "AND c.updated_at < ? AND NOT EXISTS "
+        "(SELECT 1 FROM outbox o WHERE o.stream = c.id AND o.state = 'pending') "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = c.id AND "
+        f"(m.status NOT IN ({_marks(_FINAL)}) OR m.updated_at >= ? OR EXISTS (SELECT 1 FROM "
+        "outbox o WHERE o.stream = m.id AND o.state = 'pending'))) "
+        "ORDER BY c.updated_at LIMIT 1",
+        (cutoff, *_FINAL, cutoff),
+    ).fetchone()
+    if row is None:
+        return 0
+    campaign_id = str(row[0])
+    ids = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT id FROM messages WHERE campaign_id = ? LIMIT ?", (campaign_id, limit)
+        )
+    ]
+    _delete_messages(conn, ids)
+    if len(ids) == limit:
+        return len(ids)
+    conn.execute("DELETE FROM outbox WHERE stream = ?", (campaign_id,))
+    conn.execute("DELETE FROM campaigns WHERE id = ?", (campaign_id,))
+    return len(ids) + 1
 
 
 def purge_inbound(conn: sqlite3.Connection, cutoff: float, limit: int) -> int:
