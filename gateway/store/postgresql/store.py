@@ -36,6 +36,7 @@ from gateway.errors import StoreError
 from gateway.store.history import AttemptRow
 from gateway.store.postgresql import claims, cluster
 from gateway.store.postgresql.connection import PgConnection, RawConn, lock
+from gateway.store.postgresql.group_commit import GroupCommitter
 from gateway.store.postgresql.media import PostgresMediaStore
 from gateway.store.postgresql.migrations import migrate
 from gateway.store.records import (
@@ -60,6 +61,8 @@ _TRANSIENT: Final = (
     psycopg.errors.UniqueViolation,
 )
 _ATTEMPTS: Final = 10
+#: Threads committing groups of writes (``group_commit.py``).
+WRITERS: Final = int(__import__("os").environ.get("PGW", "2"))
 #: Deadline of one store call (as ``SqliteStore``'s): a dead server shows as errors.
 CALL_TIMEOUT_SECONDS: Final = 30.0
 #: Writes and claims: READ COMMITTED, set on every pooled connection (``_configure``),
@@ -102,12 +105,19 @@ class PostgresStore(SqlOperations):
         self.schema_version = 0
         self._pool: ConnectionPool[RawConn] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._writers: GroupCommitter | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="pg-store")
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+            self._writers = GroupCommitter(
+                self._group_transaction,
+                lambda fn: self._transaction(fn, _WRITE),
+                WRITERS,
+            )
+            self._writers.start()
         except BaseException:
             await self.close()
             raise
@@ -139,6 +149,9 @@ class PostgresStore(SqlOperations):
         self._pool = pool
 
     async def close(self) -> None:
+        writers, self._writers = self._writers, None
+        if writers is not None:
+            await asyncio.to_thread(writers.stop)
         pool, executor = self._pool, self._executor
         self._pool = self._executor = None
         if pool is not None:
@@ -175,6 +188,15 @@ class PostgresStore(SqlOperations):
                 raise StoreError(f"database unavailable: {_redacted(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _group_transaction(self, body: Callable[[RawConn], list[T]]) -> list[T]:
+        """One group of writes as one transaction, no retry (``group_commit.py`` runs
+        each operation again alone when this raises before the commit)."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("store is not open")
+        with pool.connection() as raw:  # commits on return, rolls back on raise
+            return body(raw)
+
     async def _call(self, fn: Callable[[RawConn], T], begin: str | None) -> T:
         executor = self._executor
         if executor is None or self._pool is None:
@@ -194,7 +216,17 @@ class PostgresStore(SqlOperations):
         return await self._call(self._adapted(fn), _READ)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._adapted(fn), _WRITE)
+        """Run ``fn`` in a group commit with the writes queued at the same moment."""
+        writers = self._writers
+        if writers is None or self._pool is None:
+            raise StoreError("store is not open")
+        future = writers.submit(self._adapted(fn))
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                result: T = await future
+        except TimeoutError:
+            raise StoreError(f"store call not done within {self.call_timeout:g} s") from None
+        return result
 
     async def claim(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a claim (row locks and SKIP LOCKED, see ``claims.py``)."""
