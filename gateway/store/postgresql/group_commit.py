@@ -1,12 +1,13 @@
-"""Group commit for the PostgreSQL store: the write operations queued at one moment run
-one after another in ONE transaction, committed once, before any caller is answered.
+"""Group commit for the PostgreSQL store: the operations queued at one moment run one
+after another in ONE transaction, committed once, before any caller is answered (the
+store keeps one committer for writes and one for reads, each read group in one snapshot).
 
 Why: one transaction per operation cost ~3.7 commits per message, and each commit is a
 WAL flush and a round trip on the server plus a pool check-out and an executor hand-off
 in the gateway. SQLite's store groups its callers the same way (``sqlite/store.py``).
 
-A few writer threads (not one: a group waiting on a row lock must not stall every
-write) each take what is queued, up to ``MAX_GROUP`` operations. No savepoints (two
+A few threads (not one: a group waiting on a row lock must not stall every write) each
+take what is queued, up to ``MAX_GROUP`` operations. No savepoints (two
 round trips per operation): when an operation fails inside a group, nothing of the group
 was committed, and every operation of it runs again alone, in its own transaction, as it
 would have without grouping (``run_alone``: retries on conflicts, the store's errors).
@@ -35,7 +36,7 @@ Outcome = tuple["GroupOp", Any, BaseException | None]
 
 
 class GroupOp:
-    """One queued write; ``future`` belongs to the caller's event loop."""
+    """One queued operation; ``future`` belongs to the caller's event loop."""
 
     __slots__ = ("fn", "future", "loop")
 
@@ -57,7 +58,7 @@ def _settle(outcomes: list[Outcome]) -> None:
 
 
 def _deliver(outcomes: list[Outcome]) -> None:
-    """From a writer thread: one loop wake-up per group, not one per operation."""
+    """From a committer thread: one loop wake-up per group, not one per operation."""
     by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
     for outcome in outcomes:
         by_loop.setdefault(outcome[0].loop, []).append(outcome)
@@ -67,7 +68,7 @@ def _deliver(outcomes: list[Outcome]) -> None:
 
 
 class GroupCommitter:
-    """Writer threads running queued operations in groups (see the module docstring).
+    """Threads running queued operations in groups (see the module docstring).
 
     ``transaction(body)`` runs ``body(raw)`` in one transaction on a pooled connection
     and commits it, raising what ``body`` or the commit raised; ``run_alone(fn)`` runs one
@@ -78,14 +79,14 @@ class GroupCommitter:
         self,
         transaction: Callable[[Callable[[RawConn], list[Any]]], list[Any]],
         run_alone: Callable[[Callable[[RawConn], Any]], Any],
-        writers: int,
+        threads: int,
     ) -> None:
         self._transaction = transaction
         self._run_alone = run_alone
         self._queue: queue.SimpleQueue[GroupOp | object] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._serve, name=f"pg-writer-{i}", daemon=True)
-            for i in range(writers)
+            threading.Thread(target=self._serve, name=f"pg-group-{i}", daemon=True)
+            for i in range(threads)
         ]
         self._closed = False
 
@@ -134,7 +135,7 @@ class GroupCommitter:
             try:
                 self._run_group(group)
             except BaseException as exc:  # never leave a caller waiting
-                _deliver([(op, None, StoreError(f"store writer failed: {exc}")) for op in group])
+                _deliver([(op, None, StoreError(f"store thread failed: {exc}")) for op in group])
                 if not isinstance(exc, Exception):
                     raise
             if item is _STOP:

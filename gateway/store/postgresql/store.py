@@ -2,9 +2,10 @@
 database (DESIGN.md section 11).
 
 Theory of operation: the operations are those of ``SqlOperations``, the very functions
-``SqliteStore`` runs, each over one pooled connection as one transaction, on a thread of
-the store's own executor (as many at once as the pool has connections), committed before
-the caller's coroutine returns. SQLite runs them one after another; here they run at once,
+``SqliteStore`` runs, over pooled connections, committed before the caller's coroutine
+returns. Writes and reads queued at one moment share one transaction (a group commit,
+``group_commit.py``); claims, media and the cluster's calls run one transaction each on a
+thread of the store's own executor. SQLite runs them one after another; here they run at once,
 at READ COMMITTED, and what SQLite's one-at-a-time order guaranteed is kept by locks:
 every change to a message first takes the message row's lock (``sqlite/locks.py``, a
 no-op on SQLite), so its status and events are computed from every recipient; a report
@@ -62,10 +63,10 @@ _TRANSIENT: Final = (
 )
 _ATTEMPTS: Final = 10
 #: Threads committing groups of writes (``group_commit.py``).
-WRITERS: Final = int(__import__("os").environ.get("PGW", "2"))
+WRITERS: Final = 2
 #: Threads running groups of reads, each group in one snapshot: every read in it was
 #: asked for before the snapshot was taken, so it sees what committed before it was asked.
-READERS: Final = int(__import__("os").environ.get("PGR", "2"))
+READERS: Final = 2
 #: Deadline of one store call (as ``SqliteStore``'s): a dead server shows as errors.
 CALL_TIMEOUT_SECONDS: Final = 30.0
 #: Writes and claims: READ COMMITTED, set on every pooled connection (``_configure``),
