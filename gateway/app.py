@@ -65,6 +65,7 @@ from gateway.media.store import TOUCH_INTERVAL_SECONDS, MediaStorage, MediaStore
 from gateway.ops.access_log import AccessLogger, access_logger_for, enable_access_log
 from gateway.ops.cluster import Membership
 from gateway.ops.health import HealthSources, add_ops_routes
+from gateway.ops.ids import RandomIds
 from gateway.ops.listener_tls import ListenerTls
 from gateway.ops.metrics import Metrics
 from gateway.ops.retention import DAY_SECONDS, Retention, RetentionSettings
@@ -248,6 +249,8 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.rng = rng or random.Random()
+        # Message and request ids: kernel randomness read in blocks, not a syscall each.
+        self.ids = RandomIds()
         self.registry = registry or CollectorRegistry()
         names = [m.name for m in config.mmsc]
         self.metrics = Metrics(self.registry, names)
@@ -381,6 +384,7 @@ class Gateway:
             pools={p.name: SenderPool(pool_spec(p)) for p in config.pool},
             on_pool_send=self.metrics.pool_send,
             on_refusal=self.metrics.consent_refusal,
+            new_id=self.ids.hex,
         )
         self.campaigns = CampaignService(
             store=self.store,
@@ -414,7 +418,7 @@ class Gateway:
         app = web.Application(
             middlewares=[
                 metrics_middleware(self.metrics),
-                errors_middleware,
+                errors_middleware(lambda: self.ids.hex(8)),
                 # The console authenticates by its own session cookie.
                 auth_middleware(  # type: ignore[list-item]
                     keys,

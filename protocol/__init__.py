@@ -74,6 +74,7 @@ from protocol.status import (
     retry_class,
     status_info,
 )
+from protocol.template import EnvelopeTemplates
 from protocol.versions import DEFAULT_VERSION, VERSIONS
 
 __version__ = "0.1.0"
@@ -99,6 +100,7 @@ __all__ = [
     "DeliveryReportReq",
     "DeliveryReportRsp",
     "EncodeError",
+    "EnvelopeTemplates",
     "ErrorRsp",
     "ExtendedCancelReq",
     "ExtendedCancelRsp",

@@ -12,6 +12,7 @@ from protocol.versions import DEFAULT_VERSION
 
 if TYPE_CHECKING:
     from protocol.messages import Message
+    from protocol.template import EnvelopeTemplates
 
 
 def encode(
@@ -20,6 +21,7 @@ def encode(
     *,
     transfer_encoding: str = "binary",
     boundary: str | None = None,
+    templates: EnvelopeTemplates | None = None,
 ) -> tuple[str, bytes]:
     """Serialise an MM7 message for an HTTP body.
 
@@ -28,6 +30,8 @@ def encode(
         version: target schema version (``REL-5-MM7-1-0`` … ``REL-6-MM7-1-4``).
         transfer_encoding: ``binary`` (smallest) or ``base64`` for attachment parts.
         boundary: MIME boundary to use; by default one derived from the transaction id.
+        templates: a SubmitReq's envelope from these per-shape templates (same bytes,
+            less work: for a sender of many similar messages, see ``protocol.template``).
 
     Returns:
         ``(content_type, body)``: ``text/xml`` without attachments, otherwise
@@ -37,7 +41,13 @@ def encode(
         EncodeError: a field is set that the version does not define, or a required one
             is missing. UnsupportedVersion for an unknown ``version``.
     """
-    return encode_message(message, version, transfer_encoding=transfer_encoding, boundary=boundary)
+    return encode_message(
+        message,
+        version,
+        transfer_encoding=transfer_encoding,
+        boundary=boundary,
+        templates=templates,
+    )
 
 
 def decode(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lxml import etree
 
@@ -33,6 +33,7 @@ from protocol.messages import (
     ReplyCharging,
     Response,
     SenderIdentification,
+    SubmitReq,
     UACapabilities,
     UserAgent,
     UserAgentDateTime,
@@ -46,6 +47,9 @@ from protocol.versions import (
     MM7_VERSION_VALUES,
     namespace_for,
 )
+
+if TYPE_CHECKING:
+    from protocol.template import EnvelopeTemplates
 
 _NMTOKEN: Final = re.compile(r"^[\w.:-]+$")
 #: Elements typed ``xs:NMTOKEN`` (messageIDType/entityIDType) in REL-5-MM7-1-0/1-1.
@@ -367,12 +371,18 @@ def _out_part(
     return mime.OutPart(tuple(headers), body), body
 
 
+def envelope_xml(msg: Message, version: str) -> bytes:
+    """The SOAP envelope of ``msg`` (its XML part), built element by element."""
+    return _Builder(version).envelope(msg)
+
+
 def encode_message(
     msg: Message,
     version: str,
     *,
     transfer_encoding: str = "binary",
     boundary: str | None = None,
+    templates: EnvelopeTemplates | None = None,
 ) -> tuple[str, bytes]:
     if version not in LAYOUTS:
         raise UnsupportedVersion(f"unknown MM7 schema version {version!r}")
@@ -386,7 +396,10 @@ def encode_message(
         if first.content_id is None:
             raise EncodeError("the first attachment needs a content_id for the Content href")
         msg = dataclasses.replace(msg, content=ContentReference(href="cid:" + first.content_id))  # type: ignore[call-arg]
-    xml = _Builder(version).envelope(msg)
+    if templates is not None and isinstance(msg, SubmitReq):
+        xml = templates.envelope(msg, version)
+    else:
+        xml = _Builder(version).envelope(msg)
     if not msg.attachments:
         return "text/xml; charset=utf-8", xml
     seed = msg.transaction_id or "mm7"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -29,44 +28,48 @@ def error_response(error: ApiError) -> web.Response:
     return response
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        try:
-            response = await handler(request)
-        except ApiError as exc:
-            response = error_response(exc)
-        except web.HTTPException as exc:
-            if exc.status >= 400:
-                code = {
-                    404: "not_found",
-                    405: "method_not_allowed",
-                    408: "request_timeout",
-                    413: "payload_too_large",
-                }.get(exc.status, "http_error")
+def errors_middleware(new_request_id: Callable[[], str]) -> Middleware:
+    """The error envelope for every ``ApiError``, and a request id bound to the logs
+    (the client's ``X-Request-ID``, else ``new_request_id()``)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-ID") or new_request_id()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = error_response(exc)
+            except web.HTTPException as exc:
+                if exc.status >= 400:
+                    code = {
+                        404: "not_found",
+                        405: "method_not_allowed",
+                        408: "request_timeout",
+                        413: "payload_too_large",
+                    }.get(exc.status, "http_error")
+                    response = web.json_response(
+                        {"error": {"code": code, "message": exc.reason, "field": None}},
+                        status=exc.status,
+                    )
+                else:
+                    raise
+            except ConnectionError:
+                # The client hung up mid-request (its body never fully arrived): nothing was
+                # stored and nobody is left to answer. 499, as nginx logs it: not a server error.
+                log.info("client closed the connection before the request was read")
                 response = web.json_response(
-                    {"error": {"code": code, "message": exc.reason, "field": None}},
-                    status=exc.status,
+                    {"error": {"code": "client_closed_request", "message": "", "field": None}},
+                    status=499,
                 )
-            else:
-                raise
-        except ConnectionError:
-            # The client hung up mid-request (its body never fully arrived): nothing was
-            # stored and nobody is left to answer. 499, as nginx logs it: not a server error.
-            log.info("client closed the connection before the request was read")
-            response = web.json_response(
-                {"error": {"code": "client_closed_request", "message": "", "field": None}},
-                status=499,
-            )
-        except Exception:
-            log.exception("unhandled error in API handler")
-            response = web.json_response(
-                {"error": {"code": "internal_error", "message": "internal error", "field": None}},
-                status=500,
-            )
-        response.headers["X-Request-ID"] = request_id
-        return response
+            except Exception:
+                log.exception("unhandled error in API handler")
+                error = {"code": "internal_error", "message": "internal error", "field": None}
+                response = web.json_response({"error": error}, status=500)
+            response.headers["X-Request-ID"] = request_id
+            return response
+
+    return middleware
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,13 @@ from gateway.store import MessageRecord
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
+    return _iso(timestamp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(timestamp: float) -> str:
+    # Memoised: a resource repeats its times (a new message's created, updated and send
+    # times are one value), and a listing repeats them across messages.
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 

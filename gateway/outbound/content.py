@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from protocol import (
     Address,
     Attachment,
+    ContentReference,
     Recipients,
     SenderIdentification,
     SubmitReq,
@@ -50,6 +51,10 @@ def build_submit(
         subject=message.subject,
         expiry_date=datetime.fromtimestamp(message.expires_at, UTC).replace(microsecond=0),
         attachments=attachments,
+        # What the encoder would fill in, set here: it then need not copy the message.
+        content=ContentReference(href="cid:" + attachments[0].content_id)
+        if attachments and attachments[0].content_id
+        else None,
     )
 
 
@@ -91,27 +96,63 @@ class RecentMessages:
     """The records of messages just accepted, so a worker need not read them back.
 
     Under load the dispatcher sends a message moments after the API committed it; handing
-    the committed record over saves a store round trip a message. Small and bounded (LRU):
-    it must not hold a growing queue in memory (the queue lives in the store), so when the
-    queue is long the dispatcher reads older messages from the store as before. Only
-    fields fixed at creation (content, sender, options, validity) are used from it.
+    the committed record over saves a store round trip a message. Clients that submit
+    faster than the MMSC takes them build a backlog of thousands, so the cache holds
+    thousands of records, but only small ones (text of a short message, media as
+    references): a miss costs the same store read whatever the record's size, so big
+    records (long texts) are not worth their memory and are read back instead. Bounded
+    (LRU) by count and by an estimate of the records' size: a longer queue stays in the
+    database, not in memory. Only fields fixed at creation (content, sender, options,
+    validity) are used from it.
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
+    #: A record's size beyond its text: object headers, ids, options, recipient records.
+    RECORD_OVERHEAD = 1024
+    RECIPIENT_OVERHEAD = 256
+
+    def __init__(
+        self,
+        max_entries: int = 8192,
+        max_bytes: int = 4 * 1024 * 1024,
+        max_record_bytes: int = 2048,
+    ) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict[str, MessageRecord] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.max_record_bytes = max_record_bytes
+        self._items: OrderedDict[str, tuple[MessageRecord, int]] = OrderedDict()
+        self._bytes = 0
+
+    def _size(self, record: MessageRecord) -> int:
+        return (
+            self.RECORD_OVERHEAD
+            + len(record.text or "")
+            + len(record.subject or "")
+            + self.RECIPIENT_OVERHEAD * len(record.recipients)
+        )
 
     def add(self, record: MessageRecord) -> None:
-        self._items[record.id] = record
-        if len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
+        self.discard(record.id)
+        size = self._size(record)
+        if size > self.max_record_bytes:
+            return
+        self._items[record.id] = (record, size)
+        self._bytes += size
+        while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
+            _, (_, old) = self._items.popitem(last=False)
+            self._bytes -= old
 
     def get(self, message_id: str) -> MessageRecord | None:
-        return self._items.get(message_id)
+        item = self._items.get(message_id)
+        return None if item is None else item[0]
 
     def discard(self, message_id: str) -> None:
         """Forget a record whose content changed (a replacement)."""
-        self._items.pop(message_id, None)
+        item = self._items.pop(message_id, None)
+        if item is not None:
+            self._bytes -= item[1]
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class MediaCache:

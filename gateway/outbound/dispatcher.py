@@ -143,6 +143,7 @@ class RouteWorker:
         self._throttle_wait = metrics.throttle_wait_seconds.labels(mmsc=name)
         self._submit_latency = metrics.submit_latency_seconds.labels(mmsc=name)
         self._submit_requests: dict[str, Any] = {}
+        self._outcomes: dict[str, Any] = {}
         for state in CIRCUIT_STATES:
             # Read at scrape time: the state is derived, there is no moment to set it.
             metrics.route_circuit_state.labels(mmsc=name, state=state).set_function(
@@ -154,7 +155,12 @@ class RouteWorker:
         }
 
     def _count_outcome(self, outcome: str) -> None:
-        self.metrics.submission_outcomes_total.labels(mmsc=self.route.name, outcome=outcome).inc()
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = self.metrics.submission_outcomes_total.labels(
+                mmsc=self.route.name, outcome=outcome
+            )
+        counter.inc()
 
     def _count_submit(self, status_class: str) -> None:
         counter = self._submit_requests.get(status_class)

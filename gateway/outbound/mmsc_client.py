@@ -17,7 +17,7 @@ from typing import Literal
 import aiohttp
 
 from gateway.media.offload import run_sized
-from protocol import Attachment, DecodeError, Message, decode, encode
+from protocol import Attachment, DecodeError, EnvelopeTemplates, Message, decode, encode
 
 ResultKind = Literal["response", "http_error", "network_error", "timeout"]
 
@@ -68,6 +68,8 @@ class MmscClient:
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        # A route's SubmitReqs differ in a few values: their envelopes come from templates.
+        self._templates = EnvelopeTemplates()
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -96,7 +98,10 @@ class MmscClient:
 
     def encode(self, message: Message) -> tuple[str, bytes]:
         return encode(
-            message, self.settings.version, transfer_encoding=self.settings.transfer_encoding
+            message,
+            self.settings.version,
+            transfer_encoding=self.settings.transfer_encoding,
+            templates=self._templates,
         )
 
     async def encode_async(self, message: Message) -> tuple[str, bytes]:

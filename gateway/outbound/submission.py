@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -176,6 +176,7 @@ class SubmissionService:
         fetch_policy: FetchPolicy,
         http: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_media_action: Callable[[str], None] = lambda _action: None,
         link_for: Callable[[str], str] | None = None,
         allow_private_callbacks: bool = False,
@@ -191,6 +192,8 @@ class SubmissionService:
         self.allow_private_callbacks = allow_private_callbacks
         #: The suppression list (``None``: opt-out handling is off).
         self.optout = optout
+        #: 32 random hex digits for a new message id (``msg_`` + it).
+        self.new_id = new_id
         self.store = store
         self.media_store = media_store
         self.router = router
@@ -493,32 +496,36 @@ class SubmissionService:
         per route (refused recipients have none; a pool may split recipients by sender
         and due time)."""
         pool = self._pool(request)
-        refusals: tuple[tuple[int, str, str], ...] = ()
         # Route-level opt-out (senders outside pools): a recipient that sent STOP to this
-        # sender is refused alone; only when all are does the POST answer 403.
+        # sender is refused alone; only when all are does the POST answer 403. The store
+        # checks it in the transaction that creates the message (no extra round trip, and
+        # a STOP committed meanwhile is not missed).
         optout = self.optout
+        optout_senders: tuple[str, ...] = ()
         if pool is None and optout is not None and check_optout:
-            refusals = await optout.refusals(request.to, routes, request.sender)
-            if len(refusals) == len(request.to):
-                raise ForbiddenError(
-                    f"{len(refusals)} recipient(s) opted out of messages from this sender",
-                    field="to",
-                    code="recipient_opted_out",
-                )
+            optout_senders = optout.senders(routes, request.sender)
+            if request.media:
+                # Answer a message nobody may get before fetching and adapting its media.
+                refusals = await optout.refusals(request.to, routes, request.sender)
+                if len(refusals) == len(request.to):
+                    raise ForbiddenError(
+                        f"{len(refusals)} recipient(s) opted out of messages from this sender",
+                        field="to",
+                        code="recipient_opted_out",
+                    )
         content, parts = await self.build_content(
             request, routes, text_only=pool is not None and not pool.spec.has_mms
         )
         now = self.clock()
         new = self._new_message(
-            api_key, request, routes, content, parts, idempotency_key, request_hash, now
-        )
+            api_key, request, routes, content, parts, idempotency_key, request_hash, now,
+            optout_senders=optout_senders,
+        )  # fmt: skip
         if pool is not None:
             sticky = await self.store.sticky_senders(pool.spec.name, list(new.recipients))
             new = assign_senders(
                 new, pool, sticky, now, client_expiry=request.expires_at is not None
             )
-        elif refusals:
-            new = replace(new, refusals=refusals)
         try:
             record, created = await self.store.create_message(new)
         except RecipientsRefused as exc:
@@ -556,6 +563,8 @@ class SubmissionService:
         idempotency_key: str | None,
         request_hash: str | None,
         now: float,
+        *,
+        optout_senders: tuple[str, ...] = (),
     ) -> NewMessage:
         first = routes[0]
         send_at = max(now, request.send_at or now)
@@ -565,7 +574,7 @@ class SubmissionService:
                 "expires_at must be in the future and after send_at", field="expires_at"
             )
         return NewMessage(
-            id="msg_" + uuid.uuid4().hex,
+            id="msg_" + self.new_id(),
             api_key=api_key,
             route=first,
             recipients=request.to,
@@ -589,6 +598,7 @@ class SubmissionService:
             original_bytes=content.original,
             adapted_bytes=content.adapted,
             sms_only=content.sms_only,
+            optout_senders=optout_senders,
         )
 
     async def replay(

@@ -23,6 +23,11 @@ class OptOut:
         #: Route name -> the sender a message without ``from`` goes out with.
         self.default_senders = default_senders
 
+    def senders(self, routes: Iterable[str], sender: str | None) -> tuple[str, ...]:
+        """The sender each recipient (on the parallel route) goes out with, whose opt-out
+        list it is checked against (``""``: none, nothing to check)."""
+        return tuple(sender or self.default_senders.get(route) or "" for route in routes)
+
     async def check(
         self, numbers: Iterable[str], routes: Iterable[str], sender: str | None
     ) -> list[str]:

@@ -97,6 +97,11 @@ class NewMessage:
     recipient_due: tuple[float, ...] = ()
     #: Recipients refused before the transaction: ``(index, code, message)``.
     refusals: tuple[tuple[int, str, str], ...] = ()
+    #: The sender each recipient's opt-out (the STOP suppression list) is checked
+    #: against, in the transaction that creates the message (parallel to ``recipients``;
+    #: ``""``: not checked; empty: no check at all). A hit is that recipient refused with
+    #: ``recipient_opted_out``, as for ``refusals``.
+    optout_senders: tuple[str, ...] = ()
 
     def sender_of(self, index: int) -> str | None:
         return self.recipient_senders[index] if self.recipient_senders else self.sender

@@ -235,3 +235,33 @@ async def test_replace_plan_holds_queued_batches_until_released(store):
     again = await store.replace_plan("m1", hold_until=10_000.0)
     assert again.in_flight == 1 and again.held == []
     assert batch.message_id == "m1"
+
+
+async def test_optout_is_checked_in_the_creating_transaction(store):
+    """``optout_senders``: a recipient on the suppression list of its sender is refused
+    alone; all refused is RecipientsRefused (403) and stores nothing."""
+    from dataclasses import replace
+
+    from gateway.store.records import RecipientsRefused
+    from gateway.store.sqlite.suppressions import set_suppression
+
+    await store.write(lambda conn: set_suppression(conn, "12025550101", "12345", "stop", 1.0))
+    both = ("+12025550101", "+12025550102")
+    record, created = await store.create_message(
+        replace(new_message("m1", both), optout_senders=("12345", "12345"))
+    )
+    assert created
+    assert [r.status for r in record.recipients] == ["rejected", "queued"]
+    assert record.recipients[0].error.startswith("recipient_opted_out: ")
+    # Another sender, or no check asked for: not refused.
+    for mid, senders in (("m2", ("999", "999")), ("m3", ())):
+        changed = replace(new_message(mid, both), optout_senders=senders)
+        record, _ = await store.create_message(changed)
+        assert [r.status for r in record.recipients] == ["queued", "queued"]
+    with pytest.raises(RecipientsRefused) as caught:
+        await store.create_message(replace(new_message("m4"), optout_senders=("12345",)))
+    assert caught.value.code == "recipient_opted_out"
+    assert await store.get_message("m4") is None
+    # One SubmitReq per queued recipient: m1's one, m2's two, m3's two; none for m4.
+    claimed = await store.claim_due("r1", 1000.0, 10)
+    assert sorted(b.message_id for b in claimed) == ["m1", "m2", "m2", "m3", "m3"]

@@ -1,6 +1,6 @@
-"""SQL of inbound MMS (messages and parts) and of the opt-out suppression list, which an
-inbound STOP/START changes in the same transaction as the message that carried it (and
-its confirmation reply, created there as an ordinary outbound message).
+"""SQL of inbound MMS (messages and parts). An inbound STOP/START changes the opt-out
+suppression list (``suppressions.py``) in the same transaction as the message that
+carried it (and its confirmation reply, created there as an ordinary outbound message).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from gateway.store.records import InboundRow, NewMessage, iso_time
 from gateway.store.sqlite.events import insert_event
 from gateway.store.sqlite.messages import create_message
 from gateway.store.sqlite.pools import set_consent
+from gateway.store.sqlite.suppressions import set_suppression
 
 
 def store_inbound(
@@ -146,40 +147,3 @@ def media_type_of(conn: sqlite3.Connection, sha256: str) -> str | None:
         "SELECT content_type FROM inbound_parts WHERE sha256 = ? LIMIT 1", (sha256,)
     ).fetchone()
     return None if row is None else str(row[0])
-
-
-# -- suppressions ------------------------------------------------------------------------------
-
-
-def suppression_key(number: str) -> str:
-    """Numbers are compared on digits (``+8210…`` == ``8210…``); other ids verbatim."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    return digits or number.strip().lower()
-
-
-def set_suppression(
-    conn: sqlite3.Connection, number: str, short_code: str, action: str, now: float
-) -> None:
-    """``action`` is ``stop`` (suppress the pair) or ``start`` (lift it)."""
-    key, code = suppression_key(number), suppression_key(short_code)
-    if action == "stop":
-        conn.execute(
-            "INSERT INTO suppressions (number, short_code, keyword, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (number, short_code) DO NOTHING",
-            (key, code, action, now),
-        )
-    else:
-        conn.execute("DELETE FROM suppressions WHERE number = ? AND short_code = ?", (key, code))
-
-
-def suppressed_numbers(conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> list[str]:
-    """The numbers of ``(number, sender)`` pairs that are on the suppression list."""
-    out = []
-    for number, sender in pairs:
-        row = conn.execute(
-            "SELECT 1 FROM suppressions WHERE number = ? AND short_code = ?",
-            (suppression_key(number), suppression_key(sender)),
-        ).fetchone()
-        if row is not None:
-            out.append(number)
-    return out

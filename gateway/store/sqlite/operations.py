@@ -22,7 +22,16 @@ from gateway.store.records import (
     ShortLink,
     SmsJob,
 )
-from gateway.store.sqlite import events, history, inbound, pools, reports, retention, sms
+from gateway.store.sqlite import (
+    events,
+    history,
+    inbound,
+    pools,
+    reports,
+    retention,
+    sms,
+    suppressions,
+)
 from gateway.store.sqlite.batch_operations import BatchOperations
 from gateway.store.sqlite.campaigns import CampaignOps
 
@@ -60,7 +69,7 @@ class SqlOperations(BatchOperations, CampaignOps):
         return await self.read(lambda conn: inbound.media_type_of(conn, sha256))
 
     async def suppressed_numbers(self, pairs: list[tuple[str, str]]) -> list[str]:
-        return await self.read(lambda conn: inbound.suppressed_numbers(conn, pairs))
+        return await self.read(lambda conn: suppressions.suppressed_numbers(conn, pairs))
 
     # -- sender pools and consent -----------------------------------------------------------
     async def set_consent(self, change: ConsentChange) -> ConsentRecord:

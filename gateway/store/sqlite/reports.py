@@ -35,20 +35,24 @@ def batch_status_changed(
     state: str,
     now: float,
     mm7_message_id: str | None,
+    *,
+    changed: list[int] | None = None,
 ) -> None:
     """Hook for ``gateway.store.sqlite._finish_batch`` (same transaction as the change).
 
     Emits ``message.status`` for the recipients the batch update just changed, then
     applies reports that arrived for this batch's MM7 MessageID before its SubmitRsp was
-    recorded (a fast MMSC's report can overtake our own commit).
+    recorded (a fast MMSC's report can overtake our own commit). ``changed``: the indexes
+    of those recipients when the caller has them (the UPDATE's RETURNING), else found here.
     """
-    changed = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT idx FROM recipients WHERE batch_id = ? AND status = ? AND updated_at = ?",
-            (batch_id, state, now),
-        )
-    ]
+    if changed is None:
+        changed = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT idx FROM recipients WHERE batch_id = ? AND status = ? AND updated_at = ?",
+                (batch_id, state, now),
+            )
+        ]
     message_status_event(conn, message_id, changed, now)
     if mm7_message_id is None:
         return
