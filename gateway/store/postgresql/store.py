@@ -2,9 +2,10 @@
 database (DESIGN.md section 11).
 
 Theory of operation: the operations are those of ``SqlOperations``, the very functions
-``SqliteStore`` runs, each over one pooled connection as one transaction, on a thread of
-the store's own executor (as many at once as the pool has connections), committed before
-the caller's coroutine returns. SQLite runs them one after another; here they run at once,
+``SqliteStore`` runs, over pooled connections, committed before the caller's coroutine
+returns. Writes and reads queued at one moment share one transaction (a group commit,
+``group_commit.py``); claims, media and the cluster's calls run one transaction each on a
+thread of the store's own executor. SQLite runs them one after another; here they run at once,
 at READ COMMITTED, and what SQLite's one-at-a-time order guaranteed is kept by locks:
 every change to a message first takes the message row's lock (``sqlite/locks.py``, a
 no-op on SQLite), so its status and events are computed from every recipient; a report
@@ -37,6 +38,7 @@ from gateway.store.history import AttemptRow
 from gateway.store.postgresql import claims, cluster
 from gateway.store.postgresql.campaigns import SharedCampaignOps
 from gateway.store.postgresql.connection import PgConnection, RawConn, lock
+from gateway.store.postgresql.group_commit import GroupCommitter
 from gateway.store.postgresql.media import PostgresMediaStore
 from gateway.store.postgresql.migrations import migrate
 from gateway.store.records import (
@@ -61,17 +63,42 @@ _TRANSIENT: Final = (
     psycopg.errors.UniqueViolation,
 )
 _ATTEMPTS: Final = 10
+#: Threads committing groups of writes (``group_commit.py``).
+WRITERS: Final = 2
+#: Threads running groups of reads, each group in one snapshot: every read in it was
+#: asked for before the snapshot was taken, so it sees what committed before it was asked.
+READERS: Final = 2
 #: Deadline of one store call (as ``SqliteStore``'s): a dead server shows as errors.
 CALL_TIMEOUT_SECONDS: Final = 30.0
 #: Writes and claims: READ COMMITTED, set on every pooled connection (``_configure``),
-#: whatever the server's default is (see the module docstring).
-_WRITE: Final = None
-_READ: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+#: whatever the server's default is (see the module docstring). Reads: one snapshot,
+#: read only (``_run``).
+_WRITE: Final = False
+_READ: Final = True
 
 
 def _configure(conn: RawConn) -> None:
     # Sent with each transaction's BEGIN: no extra round trip.
     conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+
+
+def _run(raw: RawConn, fn: Callable[[RawConn], T], read_only: bool) -> T:
+    """``fn`` over ``raw`` as one transaction (committed by the pool on return)."""
+    if not read_only:
+        return fn(raw)
+    # Set before the transaction, psycopg sends these with its BEGIN: no round trip of
+    # their own (a SET TRANSACTION statement was one).
+    raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    raw.read_only = True
+    try:
+        value = fn(raw)
+        raw.commit()
+    finally:
+        if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raw.rollback()
+        raw.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+        raw.read_only = False
+    return value
 
 
 def _redacted(exc: BaseException) -> str:
@@ -103,12 +130,16 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
         self.schema_version = 0
         self._pool: ConnectionPool[RawConn] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._writers: GroupCommitter | None = None
+        self._readers: GroupCommitter | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="pg-store")
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+            self._writers = self._group_committer(_WRITE, WRITERS)
+            self._readers = self._group_committer(_READ, READERS)
         except BaseException:
             await self.close()
             raise
@@ -139,7 +170,20 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
             raise StoreError(f"cannot open database: {_redacted(exc)}") from exc
         self._pool = pool
 
+    def _group_committer(self, read_only: bool, threads: int) -> GroupCommitter:
+        committer = GroupCommitter(
+            lambda body: self._group_transaction(body, read_only),
+            lambda fn: self._transaction(fn, read_only),
+            threads,
+        )
+        committer.start()
+        return committer
+
     async def close(self) -> None:
+        for committer in (self._writers, self._readers):
+            if committer is not None:
+                await asyncio.to_thread(committer.stop)
+        self._writers = self._readers = None
         pool, executor = self._pool, self._executor
         self._pool = self._executor = None
         if pool is not None:
@@ -153,7 +197,7 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
         return None
 
     # -- running operations -------------------------------------------------------------
-    def _transaction(self, fn: Callable[[RawConn], T], begin: str | None) -> T:
+    def _transaction(self, fn: Callable[[RawConn], T], read_only: bool) -> T:
         """Run ``fn`` as one transaction, again after a conflict with a concurrent one."""
         pool = self._pool
         if pool is None:
@@ -161,9 +205,7 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
         for attempt in range(_ATTEMPTS):
             try:
                 with pool.connection() as raw:  # commits on return, rolls back on raise
-                    if begin is not None:
-                        raw.execute(begin)
-                    return fn(raw)
+                    return _run(raw, fn, read_only)
             except _TRANSIENT:
                 if attempt + 1 == _ATTEMPTS:
                     raise StoreError("database conflict persisted; try again") from None
@@ -176,11 +218,20 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
                 raise StoreError(f"database unavailable: {_redacted(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call(self, fn: Callable[[RawConn], T], begin: str | None) -> T:
+    def _group_transaction(self, body: Callable[[RawConn], list[T]], read_only: bool) -> list[T]:
+        """One group of operations as one transaction, no retry (``group_commit.py``
+        runs each operation again alone when this raises before the commit)."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("store is not open")
+        with pool.connection() as raw:  # commits on return, rolls back on raise
+            return _run(raw, body, read_only)
+
+    async def _call(self, fn: Callable[[RawConn], T], read_only: bool) -> T:
         executor = self._executor
         if executor is None or self._pool is None:
             raise StoreError("store is not open")
-        job = functools.partial(self._transaction, fn, begin)
+        job = functools.partial(self._transaction, fn, read_only)
         try:
             async with asyncio.timeout(self.call_timeout):
                 return await asyncio.get_running_loop().run_in_executor(executor, job)
@@ -192,10 +243,25 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
         return lambda raw: fn(PgConnection(raw).as_sql_connection())
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._adapted(fn), _READ)
+        """Run ``fn`` in one snapshot with the reads queued at the same moment."""
+        return await self._grouped(self._readers, fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(self._adapted(fn), _WRITE)
+        """Run ``fn`` in a group commit with the writes queued at the same moment."""
+        return await self._grouped(self._writers, fn)
+
+    async def _grouped(
+        self, committer: GroupCommitter | None, fn: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        if committer is None or self._pool is None:
+            raise StoreError("store is not open")
+        future = committer.submit(self._adapted(fn))
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                result: T = await future
+        except TimeoutError:
+            raise StoreError(f"store call not done within {self.call_timeout:g} s") from None
+        return result
 
     async def claim(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a claim (row locks and SKIP LOCKED, see ``claims.py``)."""
@@ -203,11 +269,11 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
 
     async def run_raw(self, fn: Callable[[RawConn], T]) -> T:
         """Run ``fn`` over the plain psycopg connection (``%s`` placeholders)."""
-        return await self._call(fn, None)
+        return await self._call(fn, _WRITE)
 
     def run_raw_sync(self, fn: Callable[[RawConn], T]) -> T:
         """:meth:`run_raw` for callers already on a thread of their own."""
-        return self._transaction(fn, None)
+        return self._transaction(fn, _WRITE)
 
     def media(self) -> PostgresMediaStore:
         """The media store kept in this database (shared by every instance)."""
