@@ -291,7 +291,7 @@ async def test_client_webhook_hosts_resolve_only_to_allowed_addresses(addresses,
 
 
 def test_only_configured_webhook_urls_are_trusted(tmp_path):
-    from gateway.app import webhook_settings
+    from gateway.webhooks.install import webhook_settings
 
     config = build_config(tmp_path, "http://127.0.0.1:9/mm7", callback_url="http://10.0.0.5/hook")
     settings = webhook_settings(config)
