@@ -159,16 +159,12 @@ class Gateway:
             events_added=self._outbox_wake,
         )
         self.outbound = outbound
-        self.media_cache = outbound.media_cache
-        self.recent = outbound.recent
+        # The parts start/stop, health and tests reach directly.
         self.queue = outbound.queue
-        self.router = outbound.router
         self.clients = outbound.clients
         self.workers = outbound.workers
         self.submissions = outbound.submissions
-        self.campaigns = outbound.campaigns
         self.campaign_watcher = outbound.campaign_watcher
-        self.control = outbound.control
         self.worker_tasks: dict[str, asyncio.Task[None]] = {}
         self._resume_task: asyncio.Task[None] | None = None
         self._campaign_task: asyncio.Task[None] | None = None
@@ -176,9 +172,9 @@ class Gateway:
             config,
             metrics=self.metrics,
             new_request_id=lambda: self.ids.hex(8),
-            submissions=self.submissions,
-            control=self.control,
-            campaigns=self.campaigns,
+            submissions=outbound.submissions,
+            control=outbound.control,
+            campaigns=outbound.campaigns,
             # The console authenticates by its own session cookie.
             other_public_prefixes=(CONSOLE_PREFIX,),
         )
@@ -320,7 +316,7 @@ class Gateway:
             self.worker_tasks[name] = self.supervisor.spawn(route_task(name), worker.run)
         self._campaign_task = self.supervisor.spawn("campaigns", self.campaign_watcher.run)
         self._resume_task = asyncio.create_task(
-            self.control.resume_cancels(), name="resume-cancels"
+            self.outbound.control.resume_cancels(), name="resume-cancels"
         )
         listen = self.config.listen
         tls = self.tls
