@@ -295,7 +295,7 @@ class Gateway:
         self.queue.reload(await self.store.queue_depths())
         await self.membership.start()
         self.http = aiohttp.ClientSession()
-        self.submissions.http = self.http
+        self.outbound.content.http = self.http
         for client in self.clients.values():
             await client.open()
         await self.links.load(

@@ -22,6 +22,7 @@ from gateway.media.store import MediaStorage
 from gateway.ops.metrics import Metrics
 from gateway.outbound.campaigns import CampaignService, CampaignWatcher
 from gateway.outbound.content import MediaCache, RecentMessages
+from gateway.outbound.content_fit import ContentFitter, RouteLimits
 from gateway.outbound.control import MessageControl
 from gateway.outbound.dispatcher import RouteSettings, RouteWorker
 from gateway.outbound.mmsc_client import ClientSettings, MmscClient
@@ -29,7 +30,7 @@ from gateway.outbound.pools import PoolSenderSpec, PoolSpec, SenderPool
 from gateway.outbound.queue import QueueGauge
 from gateway.outbound.retry import RetryPolicy
 from gateway.outbound.routing import Router, RouteRule
-from gateway.outbound.submission import RouteLimits, SubmissionService
+from gateway.outbound.submission import SubmissionService
 from gateway.outbound.suppression import OptOut
 from gateway.store import MessageRecord, Store
 
@@ -112,6 +113,7 @@ class Outbound:
     recent: RecentMessages
     queue: QueueGauge
     router: Router
+    content: ContentFitter
     clients: dict[str, MmscClient]
     workers: dict[str, RouteWorker]
     submissions: SubmissionService
@@ -187,23 +189,26 @@ def install_outbound(
         if label is not None:
             metrics.media_adaptations_total.labels(result=label).inc()
 
-    submissions = SubmissionService(
-        store=store,
+    content = ContentFitter(
         media_store=media_store,
-        router=router,
         limits={m.name: route_limits(m) for m in routes},
-        queue=queue,
-        max_queue_depth=config.gateway.max_queue_depth,
-        wake=wake,
-        on_accepted=accepted,
         fetch_policy=FetchPolicy(
             timeout_seconds=config.gateway.media_fetch_timeout_seconds,
             max_bytes=config.gateway.media_fetch_max_bytes,
             allow_private=config.gateway.allow_private_media_urls,
         ),
-        clock=clock,
         on_media_action=media_action,
         link_for=link_for,
+    )
+    submissions = SubmissionService(
+        store=store,
+        router=router,
+        content=content,
+        queue=queue,
+        max_queue_depth=config.gateway.max_queue_depth,
+        wake=wake,
+        on_accepted=accepted,
+        clock=clock,
         allow_private_callbacks=config.webhooks.allow_private_urls,
         optout=OptOut(store, {m.name: m.sender for m in routes}),
         pools={p.name: SenderPool(pool_spec(p)) for p in config.pool},
@@ -238,6 +243,7 @@ def install_outbound(
         recent=recent,
         queue=queue,
         router=router,
+        content=content,
         clients=clients,
         workers=workers,
         submissions=submissions,
