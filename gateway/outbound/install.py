@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from gateway.config.model import GatewayConfig, MmscConfig
+from gateway.config.mmsc import MmscConfig
+from gateway.config.model import GatewayConfig
 from gateway.config.pools import PoolConfig, quiet_window
 from gateway.config.secrets import secret_text
 from gateway.media.fetch import FetchPolicy

@@ -171,7 +171,8 @@ _CHILD = """
 import asyncio, json, sys
 sys.path.insert(0, {root!r})
 from gateway.app import Gateway
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 
 async def main():
     config = GatewayConfig.model_validate(json.loads(sys.argv[1]), context={{ENVIRON_CONTEXT_KEY: {{}}}})
