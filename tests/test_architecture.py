@@ -89,3 +89,17 @@ def test_sql_lives_only_under_the_store() -> None:
         and any(k in path.read_text(encoding="utf-8") for k in keywords)
     ]
     assert offenders == []
+
+
+def test_only_the_install_module_of_each_flow_package_reads_the_config() -> None:
+    # Components take settings dataclasses; each flow package's install.py translates
+    # the config into them (docs/ARCHITECTURE.md section 6).
+    graph = grimp.build_graph("gateway", "protocol", exclude_type_checking_imports=True)
+    flows = ("api", "console", "inbound", "outbound", "webhooks", "sms")
+    readers = {
+        importer
+        for module in graph.find_children("gateway.config") | {"gateway.config"}
+        for importer in graph.find_modules_that_directly_import(module)
+        if importer.split(".")[:2] in [["gateway", flow] for flow in flows]
+    }
+    assert readers == {f"gateway.{flow}.install" for flow in flows}

@@ -1,1 +1,2 @@
-"""Configuration: the frozen model (``model``) and the TOML loader (``load``)."""
+"""Configuration: the frozen model (``model``: the whole of it; ``mmsc``, ``pools`` and
+``sections``: its sections; ``values``: their value types) and the TOML loader (``load``)."""

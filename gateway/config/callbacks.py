@@ -17,7 +17,8 @@ from gateway.errors import ConfigProblem
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from gateway.config.model import ListenSection, MmscConfig
+    from gateway.config.mmsc import MmscConfig
+    from gateway.config.sections import ListenSection
 
 
 def is_loopback(host: str) -> bool:

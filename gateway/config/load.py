@@ -20,18 +20,10 @@ from typing import Any
 import pydantic
 
 from gateway.config import rules
-from gateway.config.model import (
-    ENVIRON_CONTEXT_KEY,
-    CrossCheckError,
-    GatewayConfig,
-    ListenSection,
-    MmscConfig,
-    OptoutSection,
-    RetrySection,
-    WebhooksSection,
-    default_route_problems,
-    duplicate_problems,
-)
+from gateway.config.mmsc import MmscConfig, RetrySection
+from gateway.config.model import GatewayConfig, default_route_problems, duplicate_problems
+from gateway.config.sections import ListenSection, OptoutSection, WebhooksSection
+from gateway.config.values import ENVIRON_CONTEXT_KEY, CrossCheckError
 from gateway.errors import ConfigError, ConfigProblem
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -1,4 +1,4 @@
-"""What every console view shares: its collaborators (handed in by ``app.py``), the
+"""What every console view shares: its collaborators (handed in by ``install.py``), the
 session lookup and HTML rendering with the console's security headers.
 """
 
@@ -36,7 +36,7 @@ class RouteStatus:
 
 @dataclass(kw_only=True)
 class ConsoleDeps:
-    """The narrow collaborators ``app.py`` hands the console."""
+    """The narrow collaborators ``install.py`` hands the console."""
 
     store: Store
     #: Admin API key -> its name (only ``role = "admin"`` keys log in).

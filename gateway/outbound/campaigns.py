@@ -156,7 +156,7 @@ class CampaignService:
             for route, n in sorted(counts.items())
             for _ in range(min(n, limits[route].max_recipients_per_submit))
         )
-        content, parts = await self.submissions.build_content(
+        content, parts = await self.submissions.content.build(
             request, sizing, text_only=pool is not None and not pool.spec.has_mms
         )
         if content.sms_only:

@@ -179,7 +179,7 @@ class MessageControl:
         # fullest batch possible (conservative; which recipient is on which route does not
         # matter for fitting the content).
         routes = plan.routes * max(1, len(record.recipients))
-        content, parts = await self.submissions.build_content(request, routes)
+        content, parts = await self.submissions.content.build(request, routes)
         candidate = dataclasses.replace(
             record,
             subject=replacement.subject,

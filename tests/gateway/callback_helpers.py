@@ -18,7 +18,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.app import Gateway
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 from gateway.webhooks.signing import SIGNATURE_HEADER, verify_webhook
 from protocol import (
     Address,

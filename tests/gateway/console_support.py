@@ -19,7 +19,8 @@ from aiohttp import web
 from PIL import Image
 
 from gateway.app import Gateway
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 from gateway.mock_mmsc.app import create_app
 from gateway.mock_mmsc.config import MockSettings
 from tests.gateway.callback_helpers import (

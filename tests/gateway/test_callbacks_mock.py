@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 from tests.gateway.callback_helpers import (
     SHORT_CODE,
     Receiver,

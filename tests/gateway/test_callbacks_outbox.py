@@ -171,7 +171,8 @@ _CHILD = """
 import asyncio, json, sys
 sys.path.insert(0, {root!r})
 from gateway.app import Gateway
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 
 async def main():
     config = GatewayConfig.model_validate(json.loads(sys.argv[1]), context={{ENVIRON_CONTEXT_KEY: {{}}}})
@@ -291,7 +292,7 @@ async def test_client_webhook_hosts_resolve_only_to_allowed_addresses(addresses,
 
 
 def test_only_configured_webhook_urls_are_trusted(tmp_path):
-    from gateway.app import webhook_settings
+    from gateway.webhooks.install import webhook_settings
 
     config = build_config(tmp_path, "http://127.0.0.1:9/mm7", callback_url="http://10.0.0.5/hook")
     settings = webhook_settings(config)

@@ -16,7 +16,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 from gateway.store import NewMessage, SqliteStore
 from gateway.store.records import ReportRow
 from tests.gateway.callback_helpers import (

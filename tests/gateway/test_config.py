@@ -12,8 +12,10 @@ from pydantic import SecretStr
 
 from gateway.cli import check_config
 from gateway.config.load import config_from_dict, format_key_path, load_config, validate_config
-from gateway.config.model import GatewayConfig, HostPort, MmscConfig
+from gateway.config.mmsc import MmscConfig
+from gateway.config.model import GatewayConfig
 from gateway.config.pools import PoolConfig, PoolSender
+from gateway.config.values import HostPort
 from gateway.errors import ConfigError
 from protocol.versions import DEFAULT_VERSION
 

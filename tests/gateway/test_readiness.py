@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config.model import ENVIRON_CONTEXT_KEY, GatewayConfig
+from gateway.config.model import GatewayConfig
+from gateway.config.values import ENVIRON_CONTEXT_KEY
 from tests.gateway.support import API_KEY, free_port
 
 pytestmark = pytest.mark.asyncio

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gateway.outbound.submission import LINK_RENDITION_BYTES, LINK_RENDITION_PIXELS
+from gateway.outbound.content_fit import LINK_RENDITION_BYTES, LINK_RENDITION_PIXELS
 from protocol import SubmitReq, decode
 from tests.gateway.support import API_KEY, b64, make_config, noisy_jpeg
 
