@@ -165,7 +165,14 @@ async def test_operator_walkthrough_in_chromium(browser, scenario, tmp_path):
     # Inbound MMS with a thumbnail that really loaded.
     await page.get_by_role("link", name="Inbound").click()
     thumb = page.locator("img.thumb").first
-    assert await thumb.evaluate("img => img.complete && img.naturalWidth") == 120
+    # Wait for the image's own load (or error) event: under load the click returns
+    # before the thumbnail arrives; a broken image still fails (naturalWidth 0).
+    width = await thumb.evaluate(
+        "img => img.complete ? img.naturalWidth : new Promise(done => {"
+        " img.addEventListener('load', () => done(img.naturalWidth));"
+        " img.addEventListener('error', () => done(0)); })"
+    )
+    assert width == 120
 
     shots = await console_screenshots(page, scenario, tmp_path / "shots")
     for path in shots.values():
