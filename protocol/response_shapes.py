@@ -12,9 +12,10 @@ values, which are restricted to characters that mean nothing in XML (no markup, 
 entity references, no whitespace the decoder would strip), so the decoder would read
 them verbatim.
 
-Whatever the memo cannot vouch for (no TransactionID, either value found twice or with
-other characters, a body over :data:`MAX_BODY_BYTES`, another message type, values the
-decoder changed) takes the ordinary path, every time.
+Whatever the memo cannot vouch for (no TransactionID, either name found in more than
+one element or a value with other characters, comments, a body over
+:data:`MAX_BODY_BYTES`, another message type, values the decoder changed) takes the
+ordinary path, every time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import dataclasses
 import re
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from protocol.decoder import decode_message
 from protocol.limits import DEFAULT_LIMITS, Limits
@@ -54,31 +55,35 @@ class ResponseShapes:
     Thread-safe (the memo is guarded by a lock); bounded (least recently used shapes go).
     """
 
-    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, max_entries: int = DEFAULT_ENTRIES) -> None:
+        #: The decoder's limits, fixed per instance: a memo vouches for them only.
+        self.limits = limits
         self.max_entries = max_entries
-        self._shapes: OrderedDict[tuple[str | None, Limits, bytes], SubmitRsp] = OrderedDict()
+        self._max_body = min(MAX_BODY_BYTES, limits.max_body_bytes)
+        #: Shape -> the decoded message's constructor arguments.
+        self._shapes: OrderedDict[tuple[str | None, bytes], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         #: Answers taken from a memo, and answers decoded in full (for tests and benches).
         self.hits = 0
         self.misses = 0
 
-    def decode(
-        self, body: bytes, content_type: str | None = None, *, limits: Limits = DEFAULT_LIMITS
-    ) -> Message:
-        """As :func:`protocol.codec.decode`, with the same result and the same errors."""
-        cut = _cut(body) if _plain(body, limits) else None
+    def decode(self, body: bytes, content_type: str | None = None) -> Message:
+        """As :func:`protocol.codec.decode` with this instance's limits: the same result
+        and the same errors."""
+        cut = _cut(body) if len(body) <= self._max_body else None
         if cut is None:
-            return decode_message(body, content_type, limits=limits)
+            return decode_message(body, content_type, limits=self.limits)
         shape, transaction_id, message_id = cut
-        key = (content_type, limits, shape)
+        key = (content_type, shape)
         with self._lock:
             known = self._shapes.get(key)
             if known is not None:
                 self._shapes.move_to_end(key)
                 self.hits += 1
         if known is not None:
-            return dataclasses.replace(known, transaction_id=transaction_id, message_id=message_id)
-        message = decode_message(body, content_type, limits=limits)
+            # What dataclasses.replace does, without looking up the fields every time.
+            return SubmitRsp(**known, transaction_id=transaction_id, message_id=message_id)
+        message = decode_message(body, content_type, limits=self.limits)
         self.misses += 1
         if (
             type(message) is SubmitRsp
@@ -86,32 +91,37 @@ class ResponseShapes:
             and message.transaction_id == transaction_id
             and message.message_id == message_id
         ):
+            fields = {
+                f.name: getattr(message, f.name)
+                for f in dataclasses.fields(message)
+                if f.init and f.name not in ("transaction_id", "message_id")
+            }
             with self._lock:
-                self._shapes[key] = message
+                self._shapes[key] = fields
                 while len(self._shapes) > self.max_entries:
                     self._shapes.popitem(last=False)
         return message
 
 
-def _plain(body: bytes, limits: Limits) -> bool:
-    """Small, and no comment, CDATA section or processing instruction (past the XML
-    declaration) that could hide a look-alike of a value from the decoder."""
-    return (
-        len(body) <= min(MAX_BODY_BYTES, limits.max_body_bytes)
-        and b"<!" not in body
-        and body.find(b"<?", 1) < 0
-    )
-
-
 def _cut(body: bytes) -> tuple[bytes, str, str | None] | None:
-    """The body with its TransactionID and MessageID values taken out, and the values;
-    None unless the TransactionID is found exactly once and the MessageID at most once."""
+    """The body with its TransactionID and MessageID values taken out, and the values.
+
+    None when a look-alike could hide from the decoder (a comment, CDATA section or
+    processing instruction past the XML declaration), or the names occur other than as
+    one element's start and end tags (twice: the TransactionID always, MessageID if at
+    all), or the TransactionID's value is not a plain one.
+    """
+    if (
+        b"<!" in body
+        or body.find(b"<?", 1) >= 0
+        or body.count(b"TransactionID") != 2  # a start and an end tag
+        or body.count(b"MessageID") not in (0, 2)
+    ):
+        return None
     transaction = _TRANSACTION_ID.search(body)
-    if transaction is None or _TRANSACTION_ID.search(body, transaction.end()) is not None:
+    if transaction is None:
         return None
     message = _MESSAGE_ID.search(body)
-    if message is not None and _MESSAGE_ID.search(body, message.end()) is not None:
-        return None
     spans = sorted(m.span(1) for m in (transaction, message) if m is not None)
     pieces: list[bytes] = []
     start = 0
