@@ -117,7 +117,8 @@ class RouteWorker:
         self.shared_rate = shared_rate
         #: One send at a time asks the shared bucket (see ``_throttle``).
         self._shared_turn = asyncio.Lock()
-        self.recent = recent or RecentMessages(0)
+        # Not ``recent or ...``: the shared cache is empty (falsy) when the workers start.
+        self.recent = recent if recent is not None else RecentMessages(0)
         self.store = store
         self.media = media
         self.client = client
