@@ -66,6 +66,7 @@ from protocol.messages import (
     UserAgentDateTime,
     VASPErrorRsp,
 )
+from protocol.response_shapes import ResponseShapes
 from protocol.status import (
     RetryClass,
     StatusClass,
@@ -126,6 +127,7 @@ __all__ = [
     "ReplaceRsp",
     "ReplyCharging",
     "Response",
+    "ResponseShapes",
     "RetryClass",
     "SenderIdentification",
     "StatusClass",

@@ -11,6 +11,7 @@ from aiohttp.typedefs import Middleware
 
 from gateway.errors import ApiError, AuthError
 from gateway.ops.access_log import route_template
+from gateway.ops.log_context import bound_context
 from gateway.ops.metrics import Metrics
 
 log = structlog.get_logger("gateway.api")
@@ -35,7 +36,7 @@ def errors_middleware(new_request_id: Callable[[], str]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = request.headers.get("X-Request-ID") or new_request_id()
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        with bound_context(request_id=request_id):
             try:
                 response = await handler(request)
             except ApiError as exc:
@@ -119,7 +120,7 @@ def auth_middleware(
         if found is None:
             raise AuthError("unknown API key")
         request[API_KEY_NAME] = found
-        with structlog.contextvars.bound_contextvars(api_key=found):
+        with bound_context(api_key=found):
             return await handler(request)
 
     return middleware

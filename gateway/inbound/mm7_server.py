@@ -34,6 +34,7 @@ from aiohttp import web
 
 from gateway.errors import MediaError, StoreError
 from gateway.media.offload import run_sized
+from gateway.ops.log_context import bound_context
 from protocol import (
     DEFAULT_LIMITS,
     RESPONSE_FOR,
@@ -260,7 +261,7 @@ class Mm7Listener:
     async def handle(self, request: web.Request) -> web.Response:
         peer = identify(self.peers, request.match_info.get("mmsc"), request)
         body = await read_capped(request, self.max_body_bytes)
-        with structlog.contextvars.bound_contextvars(mmsc=peer.name):
+        with bound_context(mmsc=peer.name):
             if body is None:
                 log.warning("MM7 request body too large", limit=self.max_body_bytes)
                 text = f"message body exceeds {self.max_body_bytes} bytes"
@@ -273,15 +274,13 @@ class Mm7Listener:
                 content_type = request.headers.get("Content-Type")
                 limits = self.limits
                 # A DeliverReq with media can be megabytes: decoded off the event loop.
-                msg = await run_sized(
-                    len(body), lambda: decode(body, content_type, limits=limits)
-                )
+                msg = await run_sized(len(body), lambda: decode(body, content_type, limits=limits))
             except DecodeError as exc:
                 log.warning("undecodable MM7 request", error=str(exc), status=exc.status_code)
                 return fault(peer.version, None, exc.status_code, str(exc))
             self.metrics.leniencies(peer.name, msg.leniencies)
             # Reports and read replies name the MessageID we got in our SubmitRsp.
-            with structlog.contextvars.bound_contextvars(
+            with bound_context(
                 transaction_id=msg.transaction_id,
                 mm7_message_id=getattr(msg, "message_id", None),
             ):

@@ -4,6 +4,7 @@ plus two small LRU caches that spare the store a read per message under load.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -100,10 +101,17 @@ class RecentMessages:
     faster than the MMSC takes them build a backlog of thousands, so the cache holds
     thousands of records, but only small ones (text of a short message, media as
     references): a miss costs the same store read whatever the record's size, so big
-    records (long texts) are not worth their memory and are read back instead. Bounded
-    (LRU) by count and by an estimate of the records' size: a longer queue stays in the
-    database, not in memory. Only fields fixed at creation (content, sender, options,
-    validity) are used from it.
+    records (long texts) are not worth their memory and are read back instead. Bounded by
+    count and by an estimate of the records' size: a longer queue stays in the database,
+    not in memory. Only fields fixed at creation (content, sender, options, validity) are
+    used from it.
+
+    Workers send the oldest messages first, so a full cache keeps the records it has and
+    does not keep the new one (read back when its turn comes): evicting the oldest, as an
+    LRU does, made every send miss once a backlog outgrew the cache. What goes first when
+    room is needed: records a worker already took (needed again only for a retry or a
+    message's next SubmitReq), then records nobody took for ``max_age`` seconds (their
+    SubmitReqs went elsewhere: cancelled, refused, sent by another instance).
     """
 
     #: A record's size beyond its text: object headers, ids, options, recipient records.
@@ -115,11 +123,18 @@ class RecentMessages:
         max_entries: int = 8192,
         max_bytes: int = 4 * 1024 * 1024,
         max_record_bytes: int = 2048,
+        max_age: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_record_bytes = max_record_bytes
-        self._items: OrderedDict[str, tuple[MessageRecord, int]] = OrderedDict()
+        self.max_age = max_age
+        self.clock = clock
+        # Not yet taken, oldest first: (record, size, when added).
+        self._waiting: OrderedDict[str, tuple[MessageRecord, int, float]] = OrderedDict()
+        # Taken by a worker, least recently first.
+        self._taken: OrderedDict[str, tuple[MessageRecord, int, float]] = OrderedDict()
         self._bytes = 0
 
     def _size(self, record: MessageRecord) -> int:
@@ -135,24 +150,38 @@ class RecentMessages:
         size = self._size(record)
         if size > self.max_record_bytes:
             return
-        self._items[record.id] = (record, size)
-        self._bytes += size
-        while self._items and (len(self._items) > self.max_entries or self._bytes > self.max_bytes):
-            _, (_, old) = self._items.popitem(last=False)
+        now = self.clock()
+        while len(self) + 1 > self.max_entries or self._bytes + size > self.max_bytes:
+            if self._taken:
+                _, (_, old, _) = self._taken.popitem(last=False)
+            elif self._waiting and now - next(iter(self._waiting.values()))[2] > self.max_age:
+                _, (_, old, _) = self._waiting.popitem(last=False)
+            else:
+                return  # full of records still to send: this one is read back later
             self._bytes -= old
+        self._waiting[record.id] = (record, size, now)
+        self._bytes += size
 
     def get(self, message_id: str) -> MessageRecord | None:
-        item = self._items.get(message_id)
-        return None if item is None else item[0]
+        """The record, for a worker about to send it."""
+        item = self._waiting.pop(message_id, None)
+        if item is not None:
+            self._taken[message_id] = item
+            return item[0]
+        item = self._taken.get(message_id)
+        if item is None:
+            return None
+        self._taken.move_to_end(message_id)
+        return item[0]
 
     def discard(self, message_id: str) -> None:
         """Forget a record whose content changed (a replacement)."""
-        item = self._items.pop(message_id, None)
+        item = self._waiting.pop(message_id, None) or self._taken.pop(message_id, None)
         if item is not None:
             self._bytes -= item[1]
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._waiting) + len(self._taken)
 
 
 class MediaCache:

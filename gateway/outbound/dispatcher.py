@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from gateway.errors import GatewayError
+from gateway.ops.log_context import bound_context
 from gateway.ops.metrics import CIRCUIT_STATES, Metrics
 from gateway.outbound.content import (
     MediaCache,
@@ -116,7 +117,8 @@ class RouteWorker:
         self.shared_rate = shared_rate
         #: One send at a time asks the shared bucket (see ``_throttle``).
         self._shared_turn = asyncio.Lock()
-        self.recent = recent or RecentMessages(0)
+        # Not ``recent or ...``: the shared cache is empty (falsy) when the workers start.
+        self.recent = recent if recent is not None else RecentMessages(0)
         self.store = store
         self.media = media
         self.client = client
@@ -347,7 +349,7 @@ class RouteWorker:
     async def _send(self, batch: Batch) -> None:
         settled = False  # the store has the batch's outcome: nothing to hand back at stop
         try:
-            with structlog.contextvars.bound_contextvars(
+            with bound_context(
                 message_id=batch.message_id,
                 mmsc=self.route.name,
                 transaction_id=batch.transaction_id,
@@ -438,7 +440,7 @@ class RouteWorker:
                     batch.id, mm7_id, now, attempt=attempt
                 )
                 self._count_outcome("submitted")
-                with structlog.contextvars.bound_contextvars(mm7_message_id=mm7_id):
+                with bound_context(mm7_message_id=mm7_id):
                     log.info("submitted", attempt=batch.attempts)
                     self._finished(batch)
                     if cancel_requested and mm7_id:

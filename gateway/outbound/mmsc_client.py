@@ -17,7 +17,14 @@ from typing import Literal
 import aiohttp
 
 from gateway.media.offload import run_sized
-from protocol import Attachment, DecodeError, EnvelopeTemplates, Message, decode, encode
+from protocol import (
+    Attachment,
+    DecodeError,
+    EnvelopeTemplates,
+    Message,
+    ResponseShapes,
+    encode,
+)
 
 ResultKind = Literal["response", "http_error", "network_error", "timeout"]
 
@@ -70,6 +77,8 @@ class MmscClient:
         self._session: aiohttp.ClientSession | None = None
         # A route's SubmitReqs differ in a few values: their envelopes come from templates.
         self._templates = EnvelopeTemplates()
+        # ... and its answers differ in two values: decoded once per shape.
+        self._responses = ResponseShapes()
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -153,7 +162,7 @@ class MmscClient:
             )
         seconds = time.monotonic() - started
         try:
-            decoded = decode(raw, response_type) if raw.strip() else None
+            decoded = self._responses.decode(raw, response_type) if raw.strip() else None
         except DecodeError as exc:
             decoded = None
             decode_error: str | None = f"undecodable response: {exc}"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final
 import structlog
 
 from gateway.errors import StoreError
+from gateway.ops.log_context import bound_context
 from gateway.sms.segments import compose, segment_info
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class SmsWorker:
         return min(s.max_backoff_seconds, base) * self.rng.uniform(0.9, 1.1)
 
     async def _send(self, job: SmsJob) -> None:
-        with structlog.contextvars.bound_contextvars(message_id=job.message_id, sms_intent=job.id):
+        with bound_context(message_id=job.message_id, sms_intent=job.id):
             try:
                 await self._attempt(job)
             except StoreError as exc:

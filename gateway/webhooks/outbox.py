@@ -33,6 +33,7 @@ from aiohttp.resolver import DefaultResolver
 
 from gateway.errors import StoreError
 from gateway.media.fetch import address_allowed
+from gateway.ops.log_context import bound_context
 from gateway.store.records import OutboxEvent
 from gateway.webhooks.signing import SIGNATURE_HEADER, webhook_signature
 
@@ -224,9 +225,7 @@ class Outbox:
 
     async def _send(self, event: OutboxEvent, target: str) -> None:
         try:
-            with structlog.contextvars.bound_contextvars(
-                event_id=event.event_id, event_type=event.event_type
-            ):
+            with bound_context(event_id=event.event_id, event_type=event.event_type):
                 error = await self._post(event)
                 try:
                     await self._record(event, error)

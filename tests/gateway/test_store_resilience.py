@@ -121,3 +121,31 @@ async def test_a_cancelled_caller_stays_cancelled_when_its_operation_just_finish
         assert task.cancelled()
     finally:
         await store.close()
+
+
+async def test_a_call_that_timed_out_while_queued_is_never_run(tmp_path: Path) -> None:
+    """The caller was told StoreError: the write must not happen later behind its back."""
+    store = SqliteStore(tmp_path / "gateway.sqlite3", call_timeout=0.3)
+    await store.open()
+    release = threading.Event()
+    ran: list[str] = []
+    started = threading.Event()
+
+    def block(_conn: sqlite3.Connection) -> bool:
+        started.set()
+        return release.wait(10)
+
+    try:
+        blocker = asyncio.ensure_future(store.write(block))
+        while not started.is_set():  # the store thread is busy: what follows stays queued
+            await asyncio.sleep(0.01)
+        with pytest.raises(StoreError, match=r"not done within 0\.3 s"):
+            await store.write(lambda _conn: ran.append("queued write"))
+        release.set()
+        with pytest.raises(StoreError):
+            await blocker
+        await store.write(lambda _conn: ran.append("later write"))  # the queue has drained
+        assert ran == ["later write"]
+    finally:
+        release.set()
+        await store.close()
