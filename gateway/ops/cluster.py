@@ -76,3 +76,9 @@ class Membership:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+            # Peers count us out now rather than after MISSED_HEARTBEATS; a failure here
+            # only means they notice later.
+            try:
+                await self.store.leave(self.instance_id)
+            except StoreError as exc:
+                log.warning("leaving the cluster failed", error=str(exc))

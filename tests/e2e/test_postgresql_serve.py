@@ -121,8 +121,9 @@ async def test_serve_on_postgresql_sends_through_the_mock(tmp_path: Path, pg_url
         assert conn.execute("SELECT COUNT(*) FROM media").fetchone()[0] >= 1
         outcomes = conn.execute("SELECT DISTINCT outcome FROM delivery_reports").fetchall()
         assert outcomes == [("applied",)]
+        # It heartbeat while running (mm7gw_cluster_instances above); a clean stop leaves.
         instances = conn.execute("SELECT instance_id FROM instances").fetchall()
-        assert instances == [("gw-e2e",)]
+        assert instances == []
 
 
 async def test_serve_on_postgresql_sends_a_bulk_batch(tmp_path: Path, pg_url: str) -> None:

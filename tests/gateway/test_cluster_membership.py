@@ -88,3 +88,21 @@ async def test_a_workers_waiting_sends_ask_the_shared_bucket_one_at_a_time():
         await asyncio.gather(*(worker._throttle() for _ in range(6)))
     assert granted == 6
     assert most == 1
+
+
+async def test_a_stopping_instance_leaves_at_once(open_store):
+    """Peers count a stopped instance out at its next beat, not after missed heartbeats."""
+    a, b = await open_store("gw-a"), await open_store("gw-b")
+    clock = [1000.0]
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, ["r1"])
+    first = Membership(a, instance_id="gw-a", heartbeat_seconds=5.0, metrics=metrics,
+                       clock=lambda: clock[0])  # fmt: skip
+    second = Membership(b, instance_id="gw-b", heartbeat_seconds=5.0, metrics=metrics,
+                        clock=lambda: clock[0])  # fmt: skip
+    await second.start()
+    expected = 2 if a.shared else 1  # the embedded store is a cluster of one
+    assert await first.beat() == expected
+    await second.stop()
+    clock[0] += 1.0  # well within MISSED_HEARTBEATS: only leaving explains the drop
+    assert await first.beat() == 1

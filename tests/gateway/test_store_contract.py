@@ -89,6 +89,11 @@ async def test_membership(open_store):
     assert await a.live_instances(990.0) == 2
     await a.heartbeat("gw-a", 1020.0)
     assert await b.live_instances(1010.0) == 1
+    # A stopping instance leaves at once instead of being missed after its heartbeats.
+    await b.heartbeat("gw-b", 1020.0)
+    assert await a.live_instances(1010.0) == 2
+    await b.leave("gw-b")
+    assert await a.live_instances(1010.0) == 1
 
 
 def report(mm7_id: str, recipient: str, at: float = 300.0) -> ReportRow:

@@ -33,6 +33,10 @@ def live_instances(conn: sqlite3.Connection, since: float) -> int:
     return int(row[0])
 
 
+def leave(conn: sqlite3.Connection, instance_id: str) -> None:
+    conn.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,))
+
+
 def take_send_token(conn: sqlite3.Connection, route: str, rate: float, burst: float) -> float:
     """Take one token of the route's shared bucket (``rate`` a second, at most ``burst``
     saved up); 0 when taken, else the seconds until one is free (none taken)."""

@@ -373,5 +373,8 @@ class PostgresStore(SharedCampaignOps, SqlOperations):
     async def live_instances(self, since: float) -> int:
         return await self.read(lambda conn: cluster.live_instances(conn, since))
 
+    async def leave(self, instance_id: str) -> None:
+        await self.claim(lambda conn: cluster.leave(conn, instance_id))
+
     async def take_send_token(self, route: str, rate: float, burst: float) -> float:
         return await self.claim(lambda conn: cluster.take_send_token(conn, route, rate, burst))

@@ -148,6 +148,9 @@ class SqlOperations(BatchOperations, CampaignOps):
     async def live_instances(self, since: float) -> int:  # noqa: ARG002 - Store API
         return 1
 
+    async def leave(self, instance_id: str) -> None:  # noqa: ARG002 - Store API
+        return None
+
     async def take_send_token(self, route: str, rate: float, burst: float) -> float:  # noqa: ARG002 - Store API
         return 0.0
 
