@@ -23,7 +23,18 @@ import time
 from pathlib import Path
 
 import aiohttp
-from e2e import CONCURRENCY, KEY, cpu_seconds, free_port, rss_peak_kib, spawn, stop, wait_up
+from e2e import (
+    CONCURRENCY,
+    KEY,
+    cpu_seconds,
+    free_port,
+    mmsc_section,
+    rss_peak_kib,
+    spawn,
+    stop,
+    wait_up,
+)
+from e2e import write_config as e2e_write_config
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,36 +69,10 @@ def numbers(count: int) -> list[str]:
 
 def write_config(path: Path, data_dir: Path, routes: dict[str, str], ports: dict[str, int]) -> None:
     mmscs = "".join(
-        f"""
-[[mmsc]]
-name = "{name}"
-url = "{url}"
-sender = "12345"
-tps = 0.0
-max_in_flight = {CONCURRENCY}
-max_message_bytes = 300000
-[mmsc.retry]
-initial_backoff_seconds = 5.0
-"""
+        mmsc_section(name, url, max_in_flight=CONCURRENCY, extra="max_message_bytes = 300000\n")
         for name, url in routes.items()
     )
-    path.write_text(
-        f"""
-[gateway]
-data_dir = "{data_dir}"
-max_queue_depth = 200000
-[listen]
-api = "127.0.0.1:{ports["api"]}"
-mm7 = "127.0.0.1:{ports["mm7"]}"
-ops = "127.0.0.1:{ports["ops"]}"
-[logging]
-level = "error"
-format = "json"
-[[api_keys]]
-name = "bench"
-key = "{KEY}"
-{mmscs}"""
-    )
+    e2e_write_config(path, data_dir, "", ports, mmscs=mmscs)
 
 
 async def mock_successes(session: aiohttp.ClientSession, base: str) -> int:
@@ -139,7 +124,9 @@ async def bare_rate(url: str, content_type: str, body: bytes, count: int) -> flo
 
         async def worker() -> None:
             for _ in queue:
-                async with session.post(url, data=body, headers={"Content-Type": content_type}) as r:
+                async with session.post(
+                    url, data=body, headers={"Content-Type": content_type}
+                ) as r:
                     if b"1000" not in await r.read():
                         raise RuntimeError("the mock did not accept the captured SubmitReq")
 

@@ -104,7 +104,24 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def write_config(path: Path, data_dir: Path, mmsc_url: str, ports: dict[str, int]) -> None:
+def mmsc_section(name: str, url: str, *, max_in_flight: int = 32, extra: str = "") -> str:
+    """One unthrottled ``[[mmsc]]`` route (bench/bulk.py adds its own lines in ``extra``)."""
+    return f"""
+[[mmsc]]
+name = "{name}"
+url = "{url}"
+sender = "12345"
+tps = 0.0
+max_in_flight = {max_in_flight}
+{extra}[mmsc.retry]
+initial_backoff_seconds = 5.0
+"""
+
+
+def write_config(
+    path: Path, data_dir: Path, mmsc_url: str, ports: dict[str, int], *, mmscs: str = ""
+) -> None:
+    """The gateway's config: one route to ``mmsc_url``, or the ``mmscs`` sections given."""
     path.write_text(
         f"""
 [gateway]
@@ -120,15 +137,7 @@ format = "json"
 [[api_keys]]
 name = "bench"
 key = "{KEY}"
-[[mmsc]]
-name = "mock"
-url = "{mmsc_url}"
-sender = "12345"
-tps = 0.0
-max_in_flight = 32
-[mmsc.retry]
-initial_backoff_seconds = 5.0
-"""
+{mmscs or mmsc_section("mock", mmsc_url)}"""
     )
 
 
