@@ -8,11 +8,10 @@ import binascii
 import json
 from typing import Any, Final
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from gateway.api.batch_input import scan_csv, scan_json
-from gateway.api.body import read_capped, read_part
+from gateway.api.body import form_parts, read_capped
 from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import iso
 from gateway.api.routes import MAX_BODY, MAX_MEDIA
@@ -41,32 +40,15 @@ class _Body:
 
 
 async def _read_form(request: web.Request, body: _Body, max_media: int) -> None:
-    reader = await request.multipart()
-    limit = request.app[MAX_BODY]
     message: object = None
     csv: bytes | None = None
-    total = 0
-    while True:
-        try:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise ValidationError(
-                    "nested multipart is not supported here", code="malformed_form"
-                )
-            data = await read_part(part, limit - total, limit)
-        except (ValueError, HttpProcessingError) as exc:
-            raise ValidationError(
-                f"malformed multipart body: {exc}", code="malformed_form"
-            ) from None
-        total += len(data)
-        if part.name == "message":
+    async for name, content_type, data in form_parts(request, request.app[MAX_BODY]):
+        if name == "message":
             message = data
-        elif part.name == "recipients":
+        elif name == "recipients":
             csv = data
-        elif part.name:
-            body.files[part.name] = (part.headers.get("Content-Type"), data)
+        elif name:
+            body.files[name] = (content_type, data)
             if len(body.files) > max_media:
                 raise ValidationError(
                     f"at most {max_media} media parts per message",

@@ -8,13 +8,14 @@ dropping it leaves the allocator holding that memory for every refused request.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
 from gateway.api.middleware import error_response
-from gateway.errors import PayloadTooLarge
+from gateway.errors import PayloadTooLarge, ValidationError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,3 +78,36 @@ async def read_part(part: BodyPartReader, room: int, limit: int) -> bytes:
             raise too_large(limit)
         decoded.append(bytes(piece))
     return b"".join(decoded)
+
+
+async def form_parts(
+    request: web.Request, limit: int
+) -> AsyncIterator[tuple[str | None, str | None, bytes]]:
+    """``(name, content type, data)`` of each part of a multipart/form-data body, all
+    parts together at most ``limit`` bytes.
+
+    Raises:
+        ValidationError: ``malformed_form`` for a nested, truncated or malformed body.
+        PayloadTooLarge: the parts together pass the limit.
+    """
+    reader = await request.multipart()
+    total = 0
+    while True:
+        try:
+            part = await reader.next()
+            if part is None:
+                return
+            if not isinstance(part, BodyPartReader):
+                raise ValidationError(
+                    "nested multipart is not supported here", code="malformed_form"
+                )
+            data = await read_part(part, limit - total, limit)
+        except (ValueError, HttpProcessingError) as exc:
+            # aiohttp's multipart reader signals a truncated or unterminated body with
+            # ValueError ("Reading after EOF", missing boundary, bad part headers), and a
+            # preamble line past its line limit with LineTooLong.
+            raise ValidationError(
+                f"malformed multipart body: {exc}", code="malformed_form"
+            ) from None
+        total += len(data)
+        yield part.name, part.headers.get("Content-Type"), data

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
-from gateway.api.body import read_capped, read_part
+from gateway.api.body import form_parts, read_capped
 from gateway.api.middleware import API_KEY_NAME
 from gateway.api.resources import message_resource
 from gateway.api.schemas import parse_replace, parse_submit
@@ -38,30 +37,10 @@ async def _read_json(request: web.Request) -> object:
 
 
 async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str | None, bytes]]]:
-    reader = await request.multipart()
     message: object = None
     files: dict[str, tuple[str | None, bytes]] = {}
-    max_body = request.app[MAX_BODY]
-    total = 0
-    while True:
-        try:
-            part = await reader.next()
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise ValidationError(
-                    "nested multipart is not supported here", code="malformed_form"
-                )
-            data = await read_part(part, max_body - total, max_body)
-        except (ValueError, HttpProcessingError) as exc:
-            # aiohttp's multipart reader signals a truncated or unterminated body with
-            # ValueError ("Reading after EOF", missing boundary, bad part headers), and a
-            # preamble line past its line limit with LineTooLong.
-            raise ValidationError(
-                f"malformed multipart body: {exc}", code="malformed_form"
-            ) from None
-        total += len(data)
-        if part.name == "message":
+    async for name, content_type, data in form_parts(request, request.app[MAX_BODY]):
+        if name == "message":
             try:
                 message = json.loads(data)
             except ValueError as exc:
@@ -72,8 +51,8 @@ async def _read_form(request: web.Request) -> tuple[object, dict[str, tuple[str 
                 raise ValidationError(
                     "JSON in the message field is nested too deeply", field="message"
                 ) from None
-        elif part.name:
-            files[part.name] = (part.headers.get("Content-Type"), bytes(data))
+        elif name:
+            files[name] = (content_type, data)
             if len(files) > request.app[MAX_MEDIA]:
                 # Stop reading: thousands of tiny parts cost more than their bytes suggest.
                 raise ValidationError(
