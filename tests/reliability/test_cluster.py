@@ -152,8 +152,10 @@ async def test_three_instances_one_killed_nothing_lost_limits_held(tmp_path, sto
         killed_at = time.time()
         ids += await post_wave(cluster, ["gw-a", "gw-b"], 150, 60)  # intake goes on
         await instances_seen(cluster, "gw-a", 2)
-        await cluster.start("gw-c")
+        # Taken before the spawn: the new gw-c takes its own old claims back and may send
+        # before start() has seen it ready.
         restarted_at = time.time()
+        await cluster.start("gw-c")
         ids += await post_wave(cluster, NAMES, 210, 30)
         await instances_seen(cluster, "gw-a", 3)
         await instances_seen(cluster, "gw-c", 3)
